@@ -1,0 +1,41 @@
+"""One small exception hierarchy; every message is meant for the user, and the CLI maps each class to an exit code."""
+
+
+class EdgeretError(Exception):
+    """Base class: a problem the user can act on."""
+
+    exit_code = 1
+
+
+class UsageError(EdgeretError):
+    exit_code = 2
+
+
+class LibraryBusy(EdgeretError):
+    exit_code = 3
+
+
+class LibraryError(EdgeretError):
+    exit_code = 4
+
+
+class EncoderMismatch(LibraryError):
+    exit_code = 5
+
+
+class ModelError(EdgeretError):
+    exit_code = 6
+
+
+class ModelMissing(ModelError):
+    exit_code = 7
+
+
+class DecodeError(EdgeretError):
+    """An image could not be read; recorded as a failure, never fatal to a run."""
+
+    exit_code = 8
+
+
+class Cancelled(EdgeretError):
+    exit_code = 130
