@@ -1,0 +1,236 @@
+"""The SQLite catalog: one row per photo (path, size, mtime, content hash, status, failure reason, vector).
+
+It is the library's source of truth; the search index is rebuilt from its vectors whenever they disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+VECTOR_DTYPE = np.float16  # half the space of float32; cosine rankings are unchanged at photo-library scale
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS roots (path TEXT PRIMARY KEY, added REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'pending')),
+    reason TEXT,
+    width INTEGER,
+    height INTEGER,
+    vector BLOB,
+    vec_version INTEGER NOT NULL DEFAULT 0,
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None
+    status: str
+    reason: str | None
+
+
+def content_hash(path: Path, size: int) -> str:
+    """Hash of the size, the first MiB and the last KiB: cheap, and enough to recognise a moved photo."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(size.to_bytes(8, "little"))
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if size > (1 << 20):
+            f.seek(size - 1024)
+            h.update(f.read(1024))
+    return h.hexdigest()
+
+
+class Catalog:
+    """Thin typed access to catalog.sqlite; every write method commits its own transaction."""
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = Path(path)
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # with WAL: survives a killed process, each commit atomic
+            self.db.executescript(_SCHEMA)
+            if self.get_meta("schema_version") is None:
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
+        self.db.execute("PRAGMA busy_timeout=5000")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # meta -----------------------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def vectors_version(self) -> int:
+        return int(self.get_meta("vectors_version") or 0)
+
+    # roots ----------------------------------------------------------------------------------------------------
+    def roots(self) -> list[Path]:
+        return [Path(r[0]) for r in self.db.execute("SELECT path FROM roots ORDER BY path")]
+
+    def add_roots(self, roots: Iterable[Path]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO roots(path, added) VALUES (?, ?)", [(str(r), time.time()) for r in roots]
+            )
+
+    def remove_root(self, root: Path) -> int:
+        """Forget a root and every photo under it; returns how many photos were forgotten."""
+        prefix = str(root).rstrip("/") + "/"
+        with self.db:
+            self.db.execute("DELETE FROM roots WHERE path=?", (str(root),))
+            cur = self.db.execute("DELETE FROM images WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
+            if cur.rowcount:
+                self._bump_version()
+        return cur.rowcount
+
+    # images ---------------------------------------------------------------------------------------------------
+    def rows(self) -> dict[str, Row]:
+        cur = self.db.execute("SELECT id, path, size, mtime_ns, hash, status, reason FROM images")
+        return {r[1]: Row(*r) for r in cur}
+
+    def write_batch(self, ok: list[tuple], failed: list[tuple], touched: list[tuple], moved: list[tuple]) -> None:
+        """Apply one batch of indexing results in a single transaction.
+
+        ok: (path, size, mtime_ns, hash, width, height, vector); failed: (path, size, mtime_ns, reason);
+        touched: (path, size, mtime_ns) for files whose content did not change; moved: (old_path, new_path,
+        size, mtime_ns) for files found again under a new name.
+        """
+        now = time.time()
+        version = self.vectors_version() + 1
+        with self.db:
+            self.db.executemany(
+                "UPDATE images SET path=?, size=?, mtime_ns=? WHERE path=?",
+                [(new, size, mtime, old) for old, new, size, mtime in moved],
+            )
+            self.db.executemany(
+                "UPDATE images SET size=?, mtime_ns=? WHERE path=?", [(s, m, p) for p, s, m in touched]
+            )
+            self.db.executemany(
+                """INSERT INTO images(path, size, mtime_ns, hash, status, width, height, vector, vec_version,
+                   indexed_at) VALUES (?, ?, ?, ?, 'ok', ?, ?, ?, ?, ?)
+                   ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
+                   hash=excluded.hash, status='ok', reason=NULL, width=excluded.width, height=excluded.height,
+                   vector=excluded.vector, vec_version=excluded.vec_version, indexed_at=excluded.indexed_at""",
+                [(p, s, m, h, w, ht, _blob(v), version, now) for p, s, m, h, w, ht, v in ok],
+            )
+            self.db.executemany(
+                """INSERT INTO images(path, size, mtime_ns, status, reason, indexed_at)
+                   VALUES (?, ?, ?, 'failed', ?, ?)
+                   ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, hash=NULL,
+                   status='failed', reason=excluded.reason, vector=NULL, indexed_at=excluded.indexed_at""",
+                [(p, s, m, r, now) for p, s, m, r in failed],
+            )
+            if ok or moved or failed:  # a failed re-read may have replaced a row that had a vector
+                self._bump_version()
+
+    def delete_paths(self, paths: Iterable[str]) -> int:
+        paths = list(paths)
+        with self.db:
+            self.db.executemany("DELETE FROM images WHERE path=?", [(p,) for p in paths])
+            if paths:
+                self._bump_version()
+        return len(paths)
+
+    def mark_all_pending(self) -> None:
+        """Drop every vector so the next run re-encodes each photo (a new encoder); row ids are kept."""
+        with self.db:
+            self.db.execute("UPDATE images SET status='pending', vector=NULL, reason=NULL")
+            self._bump_version()
+
+    def _bump_version(self) -> None:
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES ('vectors_version', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def vector_by_hash(self, digest: str) -> tuple[np.ndarray, int, int] | None:
+        """(vector, width, height) of an encoded photo with this content hash, if there is one."""
+        row = self.db.execute(
+            "SELECT vector, width, height FROM images WHERE hash=? AND status='ok' AND vector IS NOT NULL LIMIT 1",
+            (digest,),
+        ).fetchone()
+        return (_unblob(row[0]), row[1], row[2]) if row else None
+
+    def hashes(self) -> set[str]:
+        cur = self.db.execute("SELECT hash FROM images WHERE status='ok' AND hash IS NOT NULL")
+        return {r[0] for r in cur}
+
+    def vector_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM images WHERE status='ok' AND vector IS NOT NULL").fetchone()[0]
+
+    def ids(self) -> np.ndarray:
+        cur = self.db.execute("SELECT id FROM images WHERE status='ok' AND vector IS NOT NULL ORDER BY id")
+        return np.fromiter((r[0] for r in cur), np.int64)
+
+    def vectors(self, since_version: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 matrix) of the encoded photos whose vector was written after `since_version`."""
+        cur = self.db.execute(
+            "SELECT id, vector FROM images WHERE status='ok' AND vector IS NOT NULL AND vec_version > ? ORDER BY id",
+            (since_version,),
+        )
+        ids, blobs = [], []
+        for i, b in cur:
+            ids.append(i)
+            blobs.append(b)
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        mat = np.frombuffer(b"".join(blobs), VECTOR_DTYPE).reshape(len(ids), -1).astype(np.float32)
+        return np.asarray(ids, np.int64), mat
+
+    def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
+        ids = list(ids)
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            q = f"SELECT id, path FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update(self.db.execute(q, chunk).fetchall())
+        return out
+
+    def id_for_path(self, path: str) -> int | None:
+        row = self.db.execute("SELECT id FROM images WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def counts(self) -> dict[str, int]:
+        cur = self.db.execute("SELECT status, COUNT(*) FROM images GROUP BY status")
+        return dict(cur.fetchall())
+
+    def failures(self) -> Iterator[tuple[str, str]]:
+        yield from self.db.execute("SELECT path, reason FROM images WHERE status='failed' ORDER BY path")
+
+
+def _blob(v: np.ndarray) -> bytes:
+    return np.asarray(v, VECTOR_DTYPE).tobytes()
+
+
+def _unblob(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, VECTOR_DTYPE).astype(np.float32)

@@ -1,0 +1,196 @@
+"""The command line: parse, call the library, print text or JSON. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import __version__
+from .config import load_settings
+from .decode import decode
+from .errors import Cancelled, DecodeError, EdgeretError, UsageError
+from .library import Library
+from .scan import scan
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--library", type=Path, help="library folder (default: user data dir; env EDGERET_LIBRARY)")
+    p.add_argument("--encoder", help="encoder: a registry name or a model folder (default: the library's own)")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeret", description="Find the same object across your photos, offline.")
+    parser.add_argument("--version", action="version", version=f"edgeret {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index photo folders (again: only new or changed photos)")
+    p.add_argument("folders", nargs="*", type=Path, help="folders to add; none: refresh the library's folders")
+    p.add_argument("--reindex", action="store_true", help="re-encode every photo (needed to change the encoder)")
+    p.add_argument("--batch-size", type=int, help="images per inference batch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="find photos showing the same object as the query photo(s)")
+    p.add_argument("queries", nargs="+", type=Path, help="query images, or folders of them")
+    p.add_argument("-k", type=int, default=20, help="how many results per query")
+    _common(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("status", help="what the library holds")
+    _common(p)
+    p.set_defaults(func=cmd_status)
+
+    try:
+        from . import cli_models
+    except ImportError:
+        cli_models = None
+    if cli_models is not None:
+        cli_models.add_parser(sub)
+    return parser
+
+
+def _settings(args):
+    return load_settings(library=args.library, encoder=args.encoder, threads=args.threads)
+
+
+class _Bar:
+    """A tqdm bar opened on the first progress report, when the total is known."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __call__(self, done: int, total: int, path: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="img", dynamic_ncols=True, file=sys.stderr)
+        self.bar.n = done
+        self.bar.set_postfix_str(Path(path).name[-30:], refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_index(args) -> int:
+    s = _settings(args)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: keep what was committed, then stop
+    bar = _Bar(not args.no_progress and not args.json and sys.stderr.isatty())
+    try:
+        with Library(s.library, writable=True) as lib:
+            report = lib.index(
+                args.folders, encoder_spec=args.encoder, reindex=args.reindex, threads=s.threads,
+                batch_size=args.batch_size or s.batch_size, progress=bar, cancel=stop.is_set,
+            )
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        _print_report(report)
+    return 130 if report.cancelled else 0
+
+
+def _print_report(report) -> None:
+    d = report.as_dict()
+    state = "cancelled" if report.cancelled else "done"
+    print(
+        f"{state} in {d['seconds']:.1f}s: indexed {d['indexed']}, unchanged {d['unchanged']}, "
+        f"moved {d['moved']}, removed {d['removed']}, failed {d['failed']}"
+    )
+    for f in d["failures"][:20]:
+        print(f"  failed: {f['path']}: {f['reason']}")
+    if d["failed"] > 20:
+        print(f"  … and {d['failed'] - 20} more (edgeret status lists them all)")
+
+
+def _query_paths(items: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for item in items:
+        if item.is_dir():
+            out.extend(scan([item]))
+        elif item.exists():
+            out.append(item.absolute())
+        else:
+            raise UsageError(f"query {item} does not exist")
+    return out
+
+
+def cmd_search(args) -> int:
+    s = _settings(args)
+    queries = _query_paths(args.queries)
+    with Library(s.library) as lib:
+        encoder = lib.load_encoder(args.encoder, s.threads)
+        failed = 0
+        for q in queries:
+            try:
+                image = decode(q, min_side=encoder.preprocess.min_decode_side)
+            except DecodeError as e:
+                print(f"edgeret: cannot read query {q}: {e}", file=sys.stderr)
+                failed += 1
+                continue
+            hits = lib.search_images([image], encoder, args.k)[0]
+            _print_hits(q, hits, args.json)
+    return 1 if failed else 0
+
+
+def _print_hits(query: Path, hits, as_json: bool) -> None:
+    if as_json:
+        results = [{"path": h.path, "score": h.score, "first_stage": h.score} for h in hits]
+        print(json.dumps({"query": str(query), "results": results}), flush=True)
+        return
+    print(f"{query}:")
+    for rank, h in enumerate(hits, 1):
+        print(f"  {rank:3d}  {h.score:.4f}  {h.path}")
+
+
+def cmd_status(args) -> int:
+    s = _settings(args)
+    with Library(s.library) as lib:
+        st = lib.status()
+    if args.json:
+        print(json.dumps(st))
+        return 0
+    print(f"library  {st['library']}")
+    print(f"encoder  {st['encoder']}")
+    print(f"indexed  {st['indexed']}   failed {st['failed']}   pending {st['pending']}")
+    print(f"index    {st['index']['kind']}, {st['index']['size']} vectors, {st['index']['bytes_on_disk']:,} bytes")
+    for r in st["roots"]:
+        print(f"root     {r}")
+    for f in st["failures"]:
+        print(f"failed   {f['path']}: {f['reason']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except Cancelled:
+        return 130
+    except EdgeretError as e:
+        print(f"edgeret: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

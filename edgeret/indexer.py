@@ -1,0 +1,206 @@
+"""Bring the catalog in step with the photo folders: decode on worker threads while the encoder runs.
+
+Work is committed batch by batch, so a killed run loses at most the batch in flight and the next run resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import Catalog, content_hash
+from .decode import decode
+from .encoders import ImageEncoder
+from .errors import DecodeError
+from .scan import scan
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (done, total, current path)
+
+
+@dataclass
+class IndexReport:
+    indexed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    moved: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "moved": self.moved,
+            "failed": len(self.failed),
+            "failures": [{"path": p, "reason": r} for p, r in self.failed],
+            "cancelled": self.cancelled,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Job:
+    path: str
+    size: int
+    mtime_ns: int
+    known: bool  # the catalog already has a row for this path
+
+
+@dataclass
+class _Result:
+    job: _Job
+    hash: str | None = None
+    tensor: np.ndarray | None = None
+    width: int = 0
+    height: int = 0
+    reason: str | None = None
+
+
+def plan(catalog: Catalog, roots: list[Path], cancel=None) -> tuple[list[_Job], set[str], int]:
+    """Compare the folders with the catalog: (jobs to (re)process, catalog paths no longer found, unchanged count)."""
+    known = catalog.rows()
+    jobs, seen, unchanged = [], set(), 0
+    for path in scan(roots, cancel=cancel):
+        p = str(path)
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        seen.add(p)
+        row = known.get(p)
+        if row and row.status != "pending" and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+            unchanged += 1
+        else:
+            jobs.append(_Job(p, st.st_size, st.st_mtime_ns, row is not None))
+    prefixes = tuple(str(r).rstrip("/") + "/" for r in roots)
+    exact = {str(r) for r in roots}
+    gone = {p for p in known if p not in seen and (p.startswith(prefixes) or p in exact)}
+    return jobs, gone, unchanged
+
+
+def run(
+    catalog: Catalog,
+    encoder: ImageEncoder,
+    roots: list[Path],
+    batch_size: int = 16,
+    workers: int = 2,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> IndexReport:
+    """Index `roots` into `catalog`; returns what changed. Cancelling keeps what was committed."""
+    t0 = time.perf_counter()
+    cancel = cancel or (lambda: False)
+    jobs, gone, unchanged = plan(catalog, roots, cancel)
+    report = IndexReport(unchanged=unchanged)
+    if cancel():
+        report.cancelled = True
+        return report
+    known_hashes = catalog.hashes()
+    gone_by_hash = _gone_by_hash(catalog, gone)
+    pre = encoder.preprocess
+
+    def work(job: _Job) -> _Result:
+        return _decode_job(job, pre, known_hashes)
+
+    batch: list[_Result] = []
+    for done, res in enumerate(_prefetch(work, jobs, workers), 1):
+        batch.append(res)
+        if progress:
+            progress(done, len(jobs), res.job.path)
+        if len(batch) >= batch_size:
+            _commit(catalog, encoder, batch, gone_by_hash, gone, report)
+            batch = []
+        if cancel():
+            report.cancelled = True
+            break
+    _commit(catalog, encoder, batch, gone_by_hash, gone, report)
+    if not report.cancelled:
+        report.removed = catalog.delete_paths(sorted(gone))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _gone_by_hash(catalog: Catalog, gone: set[str]) -> dict[str, str]:
+    rows = catalog.rows()
+    return {rows[p].hash: p for p in sorted(gone) if rows[p].hash and rows[p].status == "ok"}
+
+
+def _decode_job(job: _Job, pre, known_hashes: set[str]) -> _Result:
+    res = _Result(job)
+    try:
+        res.hash = content_hash(Path(job.path), job.size)
+        if res.hash in known_hashes:
+            return res  # same content as a photo already encoded: its vector is reused, no decode needed
+        image = decode(job.path, min_side=pre.min_decode_side)
+        res.width, res.height = image.size
+        res.tensor = pre(image)
+    except DecodeError as e:
+        res.reason = str(e)
+    except OSError as e:
+        res.reason = f"cannot read file ({e.strerror or e})"
+    except Exception as e:  # a hostile file must never end the run
+        log.exception("unexpected failure decoding %s", job.path)
+        res.reason = f"unexpected error ({type(e).__name__}: {e})"
+    return res
+
+
+def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str], report: IndexReport) -> None:
+    if not batch:
+        return
+    ok, failed, moved = [], [], []
+    for i, r in enumerate(batch):
+        if r.tensor is None and r.reason is None and catalog.vector_by_hash(r.hash) is None:
+            batch[i] = _decode_job(r.job, encoder.preprocess, set())  # its twin changed meanwhile: decode it after all
+    to_encode = [r for r in batch if r.tensor is not None]
+    vectors = encoder.encode([r.tensor for r in to_encode]) if to_encode else []
+    for r, v in zip(to_encode, vectors, strict=True):
+        ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, r.width, r.height, v))
+    for r in batch:
+        if r.reason is not None:
+            failed.append((r.job.path, r.job.size, r.job.mtime_ns, r.reason))
+            report.failed.append((r.job.path, r.reason))
+        elif r.tensor is None:
+            old = None if r.job.known else gone_by_hash.pop(r.hash, None)
+            if old is not None:  # a moved photo keeps its row, so its vector and visual tokens stay
+                gone.discard(old)
+                moved.append((old, r.job.path, r.job.size, r.job.mtime_ns))
+                report.moved += 1
+            else:
+                v, w, h = catalog.vector_by_hash(r.hash)
+                ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, w, h, v))
+    catalog.write_batch(ok, failed, [], moved)
+    report.indexed += len(ok)
+
+
+def _prefetch(fn, items: Iterable, workers: int, window: int | None = None) -> Iterator:
+    """map(fn, items) on a thread pool, in order, with at most `window` items in flight."""
+    window = window or max(4, workers * 4)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        pending: deque = deque()
+        it = iter(items)
+        for item in it:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                break
+        while pending:
+            fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(fn, nxt))
+            yield fut.result()
+
+
+def default_workers(threads: int) -> int:
+    return max(1, min(threads, os.cpu_count() or 1))

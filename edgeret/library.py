@@ -1,0 +1,184 @@
+"""A Library is a folder holding the catalog, the search index and the visual-token stores, behind one lock."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+from PIL import Image
+
+from . import indexer
+from .catalog import Catalog
+from .config import DEFAULT_ENCODER
+from .encoders import ImageEncoder
+from .errors import EncoderMismatch, LibraryBusy, LibraryError
+from .vectors import EXACT_BELOW, open_index
+
+log = logging.getLogger(__name__)
+
+CATALOG = "catalog.sqlite"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One first-stage result."""
+
+    key: int
+    path: str
+    score: float
+
+
+class Library:
+    """Open with `Library(path, writable=True)` to index; plain opening is enough to search and read status."""
+
+    def __init__(self, path: Path | str, writable: bool = False):
+        self.path = Path(path).expanduser().resolve()
+        self.writable = writable
+        self._lock: FileLock | None = None
+        if writable:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(self.path / "lock")
+            try:
+                self._lock.acquire(timeout=0)
+            except Timeout:
+                raise LibraryBusy(
+                    f"the library {self.path} is busy: another edgeret process is writing to it"
+                ) from None
+        elif not (self.path / CATALOG).is_file():
+            raise LibraryError(
+                f"no library at {self.path}: create one with `edgeret index FOLDER --library {self.path}`"
+            )
+        self.catalog = Catalog(self.path / CATALOG)
+        self._index = None
+        self._index_version = -1
+        self.exact_below = EXACT_BELOW
+
+    def close(self) -> None:
+        self.catalog.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # encoder --------------------------------------------------------------------------------------------------
+    @property
+    def encoder_spec(self) -> str | None:
+        """The encoder this library was built with (registry name or folder), if any."""
+        return self.catalog.get_meta("encoder_spec")
+
+    def load_encoder(self, spec: str | None = None, threads: int = 2) -> ImageEncoder:
+        """Load `spec`, else the library's own encoder, else the default; refuse one the vectors don't match."""
+        encoder = self._open_encoder(spec, threads)
+        self.check_encoder(encoder)
+        return encoder
+
+    def _open_encoder(self, spec: str | None, threads: int) -> ImageEncoder:
+        from .models import resolve
+
+        spec = spec or self.encoder_spec or DEFAULT_ENCODER
+        if Path(spec).expanduser().exists():
+            spec = str(Path(spec).expanduser().resolve())
+        return ImageEncoder(resolve(spec, "encoder"), threads=threads, name=Path(spec).name, spec=spec)
+
+    def check_encoder(self, encoder: ImageEncoder) -> None:
+        stored = self.catalog.get_meta("encoder_id")
+        if stored and stored != encoder.id and self.catalog.vector_count():
+            raise EncoderMismatch(
+                f"this library was indexed with encoder {stored.split(':')[0]!r} and cannot be searched or "
+                f"extended with {encoder.name!r}; re-encode every photo with `edgeret index --reindex --encoder "
+                f"{encoder.name}` or use the library's own encoder"
+            )
+
+    # indexing -------------------------------------------------------------------------------------------------
+    def roots(self) -> list[Path]:
+        return self.catalog.roots()
+
+    def index(
+        self,
+        roots: Sequence[Path | str] = (),
+        encoder: ImageEncoder | None = None,
+        encoder_spec: str | None = None,
+        *,
+        reindex: bool = False,
+        threads: int = 2,
+        batch_size: int = 16,
+        progress: indexer.Progress | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> indexer.IndexReport:
+        """Add `roots` (if any) and bring the catalog in step with every root; new or changed photos are encoded."""
+        self._require_writable()
+        roots = [Path(r).expanduser().resolve() for r in roots]
+        for r in roots:
+            if not r.exists():
+                raise LibraryError(f"{r} does not exist")
+        encoder = encoder or self._open_encoder(encoder_spec, threads)
+        if reindex:
+            self.catalog.mark_all_pending()
+        self.check_encoder(encoder)
+        self.catalog.set_meta("encoder_id", encoder.id)
+        self.catalog.set_meta("encoder_spec", encoder.spec)
+        self.catalog.add_roots(roots)
+        report = indexer.run(
+            self.catalog, encoder, self.catalog.roots(), batch_size, indexer.default_workers(threads), progress, cancel
+        )
+        self.refresh_index()
+        return report
+
+    def remove_root(self, root: Path | str) -> int:
+        self._require_writable()
+        return self.catalog.remove_root(Path(root).expanduser().resolve())
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise LibraryError("the library was opened read-only")
+
+    # search ---------------------------------------------------------------------------------------------------
+    def refresh_index(self):
+        """The nearest-neighbour index for the catalog's current vectors (rebuilt or caught up if stale)."""
+        version = self.catalog.vectors_version()
+        if self._index is None or version != self._index_version:
+            self._index = open_index(self.path, self.catalog, self.exact_below)
+            self._index_version = version
+        return self._index
+
+    def search_vectors(self, queries: np.ndarray, k: int = 20) -> list[list[Hit]]:
+        """Top-k hits by cosine for each row of `queries` (unit vectors from this library's encoder)."""
+        found = self.refresh_index().search(np.atleast_2d(queries), k)
+        paths = self.catalog.paths_for({int(x) for n in found for x in n.keys})
+        return [
+            [Hit(int(key), paths[int(key)], float(s)) for key, s in zip(n.keys, n.scores, strict=True)]
+            for n in found
+        ]
+
+    def search_images(self, images: Sequence[Image.Image], encoder: ImageEncoder, k: int = 20) -> list[list[Hit]]:
+        self.check_encoder(encoder)
+        return self.search_vectors(encoder.encode_images(images), k)
+
+    # status ---------------------------------------------------------------------------------------------------
+    def status(self) -> dict:
+        counts = self.catalog.counts()
+        index = self.refresh_index()
+        return {
+            "library": str(self.path),
+            "roots": [str(r) for r in self.roots()],
+            "indexed": counts.get("ok", 0),
+            "failed": counts.get("failed", 0),
+            "pending": counts.get("pending", 0),
+            "failures": [{"path": p, "reason": r} for p, r in self.catalog.failures()],
+            "encoder": self.encoder_spec,
+            "encoder_id": self.catalog.get_meta("encoder_id"),
+            "index": {"kind": index.kind, "size": len(index), "bytes_on_disk": _disk_size(self.path)},
+        }
+
+
+def _disk_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
