@@ -91,9 +91,9 @@ def cmd_index(args) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: keep what was committed, then stop
     bar = _Bar(not args.no_progress and not args.json and sys.stderr.isatty())
     try:
-        with Library(s.library, writable=True) as lib:
+        with Library(s.library, writable=True, exact_below=s.exact_below) as lib:
             report = lib.index(
-                args.folders, encoder_spec=args.encoder, reindex=args.reindex, threads=s.threads,
+                args.folders, encoder_spec=s.encoder, reindex=args.reindex, threads=s.threads,
                 batch_size=args.batch_size or s.batch_size, progress=bar, cancel=stop.is_set,
             )
     finally:
@@ -134,8 +134,8 @@ def _query_paths(items: list[Path]) -> list[Path]:
 def cmd_search(args) -> int:
     s = _settings(args)
     queries = _query_paths(args.queries)
-    with Library(s.library) as lib:
-        encoder = lib.load_encoder(args.encoder, s.threads)
+    with Library(s.library, exact_below=s.exact_below) as lib:
+        encoder = lib.load_encoder(s.encoder, s.threads)
         failed = 0
         for q in queries:
             try:
@@ -161,7 +161,7 @@ def _print_hits(query: Path, hits, as_json: bool) -> None:
 
 def cmd_status(args) -> int:
     s = _settings(args)
-    with Library(s.library) as lib:
+    with Library(s.library, exact_below=s.exact_below) as lib:
         st = lib.status()
     if args.json:
         print(json.dumps(st))

@@ -31,9 +31,10 @@ def config_file() -> Path:
 @dataclass(frozen=True)
 class Settings:
     library: Path
-    encoder: str = DEFAULT_ENCODER
+    encoder: str | None = None  # None: the library's own encoder, else DEFAULT_ENCODER
     threads: int = max(1, (os.cpu_count() or 2))
     batch_size: int = 16
+    exact_below: int = 50_000  # libraries smaller than this are searched exactly; larger ones through USearch HNSW
 
 
 def _from_file(path: Path) -> dict:
@@ -53,6 +54,8 @@ def _from_env() -> dict:
         out["encoder"] = v
     if v := os.environ.get("EDGERET_THREADS"):
         out["threads"] = int(v)
+    if v := os.environ.get("EDGERET_EXACT_BELOW"):
+        out["exact_below"] = int(v)
     return out
 
 

@@ -35,7 +35,7 @@ class Hit:
 class Library:
     """Open with `Library(path, writable=True)` to index; plain opening is enough to search and read status."""
 
-    def __init__(self, path: Path | str, writable: bool = False):
+    def __init__(self, path: Path | str, writable: bool = False, exact_below: int = EXACT_BELOW):
         self.path = Path(path).expanduser().resolve()
         self.writable = writable
         self._lock: FileLock | None = None
@@ -55,7 +55,7 @@ class Library:
         self.catalog = Catalog(self.path / CATALOG)
         self._index = None
         self._index_version = -1
-        self.exact_below = EXACT_BELOW
+        self.exact_below = exact_below
 
     def close(self) -> None:
         self.catalog.close()
@@ -82,12 +82,15 @@ class Library:
         return encoder
 
     def _open_encoder(self, spec: str | None, threads: int) -> ImageEncoder:
-        from .models import resolve
-
         spec = spec or self.encoder_spec or DEFAULT_ENCODER
-        if Path(spec).expanduser().exists():
-            spec = str(Path(spec).expanduser().resolve())
-        return ImageEncoder(resolve(spec, "encoder"), threads=threads, name=Path(spec).name, spec=spec)
+        if Path(spec).expanduser().is_dir():  # a model folder is used as it is
+            folder = Path(spec).expanduser().resolve()
+            spec = str(folder)
+        else:
+            from .models import resolve
+
+            folder = resolve(spec, "encoder")
+        return ImageEncoder(folder, threads=threads, name=Path(spec).name, spec=spec)
 
     def check_encoder(self, encoder: ImageEncoder) -> None:
         stored = self.catalog.get_meta("encoder_id")

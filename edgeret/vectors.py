@@ -91,7 +91,8 @@ class HnswIndex:
         if len(self.index) == 0:
             return [Neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in queries]
         m = self.index.search(queries, min(k, len(self.index)))
-        keys, dists, counts = np.atleast_2d(m.keys), np.atleast_2d(m.distances), np.atleast_1d(m.counts)
+        keys, dists = np.atleast_2d(m.keys), np.atleast_2d(m.distances)
+        counts = np.atleast_1d(getattr(m, "counts", keys.shape[1]))  # one query gives Matches, without counts
         # rows are padded when fewer than k were found: trust only `counts`
         return [
             Neighbours(keys[i, :c].astype(np.int64), (1.0 - dists[i, :c]).astype(np.float32))
