@@ -1,0 +1,29 @@
+# Two commands for a fresh machine (Python >= 3.11 and a C compiler): `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PHOTOS ?= $(HOME)/Pictures
+
+.PHONY: setup run test lint clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# llama-cpp-python compiles from source (~6 min on 2 cores); pip keeps the built wheel in its cache for next time.
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet -e '.[gui,dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/edgeret index $(PHOTOS)
+	$(BIN)/edgeret status
+
+test: setup
+	$(BIN)/ruff check edgeret gui scripts tests
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)
