@@ -83,8 +83,8 @@ def vit_image_tower(
         h = g.linear(_quick_gelu(g, g.linear(g.layer_norm(x, width), width, mlp)), mlp, width)
         x = g.op("Add", x, h)
     first = g.op("Squeeze", g.op("Slice", x, g.const([0]), g.const([1]), g.const([1])), g.const([1]))
-    out = g.linear(g.layer_norm(first, width), width, embed_dim, bias=False)
-    g.nodes[-1].output[0] = "embedding"
+    g.linear(g.layer_norm(first, width), width, embed_dim, bias=False)
+    g.nodes[-1].output[0] = "embedding"  # name the graph output after the final projection
     inp = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 3, image_size, image_size])
     outp = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", embed_dim])
     graph = helper.make_graph(g.nodes, "vit_image_tower", [inp], [outp], g.inits)

@@ -20,11 +20,12 @@ def test_index_and_search_make_no_network_calls_and_no_telemetry(tmp_path, photo
         socket.create_connection = _refuse
         socket.getaddrinfo = _refuse
     """))
+    lib, query = str(tmp_path / "lib"), str(photos / "a" / "img00.jpg")
     code = textwrap.dedent(f"""
         import os, sys
         from edgeret.cli import main
-        rc = main(["index", {str(photos)!r}, "--library", {str(tmp_path / "lib")!r}, "--encoder", {str(tiny_encoder)!r}])
-        rc |= main(["search", {str(photos / "a" / "img00.jpg")!r}, "--library", {str(tmp_path / "lib")!r}])
+        rc = main(["index", {str(photos)!r}, "--library", {lib!r}, "--encoder", {str(tiny_encoder)!r}])
+        rc |= main(["search", {query!r}, "--library", {lib!r}])
         import onnxruntime
         assert os.environ["ORT_DISABLE_TELEMETRY"] == "1"
         sys.exit(rc)
