@@ -216,6 +216,18 @@ class Catalog:
             out.update(self.db.execute(q, chunk).fetchall())
         return out
 
+    def photos(self, prefix: str | None = None) -> list[tuple[int, str]]:
+        """(id, path) of every encoded photo, optionally under a folder, sorted by path."""
+        q = "SELECT id, path FROM images WHERE status='ok'"
+        if prefix:
+            p = prefix.rstrip("/") + "/"
+            return self.db.execute(q + " AND substr(path, 1, ?) = ? ORDER BY path", (len(p), p)).fetchall()
+        return self.db.execute(q + " ORDER BY path").fetchall()
+
+    def vector_of(self, key: int) -> np.ndarray | None:
+        row = self.db.execute("SELECT vector FROM images WHERE id=? AND vector IS NOT NULL", (key,)).fetchone()
+        return _unblob(row[0]) if row else None
+
     def id_for_path(self, path: str) -> int | None:
         row = self.db.execute("SELECT id FROM images WHERE path=?", (path,)).fetchone()
         return row[0] if row else None

@@ -136,6 +136,14 @@ class Library:
         self.refresh_index()
         return report
 
+    def photos(self, folder: Path | str | None = None) -> list[tuple[int, str]]:
+        """(key, path) of the indexed photos, under `folder` if given, sorted by path."""
+        return self.catalog.photos(str(Path(folder).expanduser().resolve()) if folder else None)
+
+    def vector_of(self, key: int):
+        """The stored unit vector of a library photo ("find similar" needs no re-encoding)."""
+        return self.catalog.vector_of(key)
+
     def remove_root(self, root: Path | str) -> int:
         self._require_writable()
         return self.catalog.remove_root(Path(root).expanduser().resolve())

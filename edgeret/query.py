@@ -1,0 +1,92 @@
+"""One query end to end: first-stage hits, then live re-ranking; every consumer (CLI, eval, GUI) uses this.
+
+`run_query` yields the whole result list again after each change, best first, so a caller can print only the last
+list (CLI) or redraw every time (GUI).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from PIL import Image
+
+from .decode import decode
+from .library import Hit
+from .rerank.fusion import rank
+
+# Candidates reach a re-ranker as stored visual tokens or as loaders returning an RGB image.
+Candidate = object
+
+
+class PairReranker(Protocol):
+    """What a re-ranker offers: P(same object) for each (query, candidate) pair, as soon as each is known."""
+
+    name: str
+
+    def candidates(self, hits: Sequence[Hit]) -> list[Candidate]: ...
+
+    def score(
+        self,
+        query: Image.Image,
+        candidates: Sequence[Candidate],
+        cancel: Callable[[], bool] | None = None,
+        on_encoded: Callable[[int, object], None] | None = None,
+    ) -> Iterator[tuple[int, float]]: ...
+
+
+@dataclass(frozen=True)
+class Result:
+    """One result row as shown to users: `p_same` is None until the re-ranker has judged the candidate."""
+
+    key: int
+    path: str
+    first_stage: float
+    p_same: float | None = None
+    final: float = 0.0
+
+    def as_dict(self, reranker: str | None = None) -> dict:
+        d = {"path": self.path, "score": self.final, "first_stage": self.first_stage}
+        if reranker:
+            d["reranker"] = reranker
+            d["mllm" if reranker == "mllm" else reranker] = None if self.p_same is None else _num(self.p_same)
+            d["final"] = self.final
+        return d
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def loader(path: str, min_side: int | None = None) -> Callable[[], Image.Image]:
+    """A deferred decode of a library photo (decoded on the re-ranker's thread, only if needed)."""
+    return lambda: decode(path, min_side=min_side)
+
+
+def first_stage(hits: Sequence[Hit]) -> list[Result]:
+    return [Result(h.key, h.path, h.score, None, h.score) for h in hits]
+
+
+def run_query(
+    hits: Sequence[Hit],
+    query: Image.Image,
+    reranker: PairReranker | None = None,
+    lam: float = 0.5,
+    cancel: Callable[[], bool] | None = None,
+) -> Iterator[list[Result]]:
+    """Yield the first-stage results, then the re-fused ranking after each candidate the re-ranker judges."""
+    results = first_stage(hits)
+    yield results
+    if reranker is None or not hits:
+        return
+    p: dict[int, float] = {}
+    for i, prob in reranker.score(query, reranker.candidates(hits), cancel=cancel):
+        p[i] = prob
+        yield _ranked(hits, p, lam)
+
+
+def _ranked(hits: Sequence[Hit], p: dict[int, float], lam: float) -> list[Result]:
+    order = rank([h.score for h in hits], p, lam)
+    return [replace(first_stage([hits[i]])[0], p_same=p.get(i), final=final) for i, final in order]
