@@ -15,6 +15,7 @@ from .config import load_settings
 from .decode import decode
 from .errors import Cancelled, DecodeError, EdgeretError, UsageError
 from .library import Library
+from .query import run_query
 from .scan import scan
 
 
@@ -39,11 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_index)
 
+    p.add_argument("--vlm", help="also store each photo's visual tokens for this re-ranker (name or GGUF path)")
+    p.add_argument("--mmproj", help="the re-ranker's projector GGUF, with --vlm PATH")
+    p.add_argument("--image-tokens", type=int, help="image token cap of the re-ranker")
+
     p = sub.add_parser("search", help="find photos showing the same object as the query photo(s)")
     p.add_argument("queries", nargs="+", type=Path, help="query images, or folders of them")
-    p.add_argument("-k", type=int, default=20, help="how many results per query")
+    p.add_argument("-k", type=int, default=20, help="how many results per query (and how many to re-rank)")
+    add_rerank_args(p)
     _common(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("encode-tokens", help="store the re-ranker's visual tokens of every indexed photo")
+    p.add_argument("--vlm", help="re-ranker: registry name, installed folder, or text-model GGUF (with --mmproj)")
+    p.add_argument("--mmproj", help="the re-ranker's projector GGUF, with --vlm PATH")
+    p.add_argument("--image-tokens", type=int, help="image token cap (default: one full tile)")
+    p.add_argument("--codec", choices=["f16", "int8", "pool2", "f32"], default="f16", help="token storage")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(func=cmd_encode_tokens)
 
     p = sub.add_parser("status", help="what the library holds")
     _common(p)
@@ -56,6 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     if cli_models is not None:
         cli_models.add_parser(sub)
     return parser
+
+
+def add_rerank_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerank", action="store_true", help="re-rank the top k with a re-ranker (default: the MLLM)")
+    p.add_argument("--reranker", choices=["mllm", "sv", "mllm+sv"], help="which re-ranker (implies --rerank)")
+    p.add_argument("--lambda", dest="lam", type=float, default=0.5, help="final = λ·cosine + (1−λ)·P(same)")
+    p.add_argument("--vlm", help="MLLM: registry name, installed folder, or text-model GGUF (with --mmproj)")
+    p.add_argument("--mmproj", help="MLLM projector GGUF, with --vlm PATH")
+    p.add_argument("--image-tokens", type=int, help="MLLM image token cap (default: one full tile)")
+    p.add_argument("--prompt", choices=["object01", "yesno"], help="MLLM question: 0/1 digit or Yes/No")
+    p.add_argument("--codec", choices=["f16", "int8", "pool2", "f32"], default="f16", help="visual-token storage")
+
+
+def open_cli_reranker(args, lib: Library, threads: int):
+    """The re-ranker the command line asked for, or None."""
+    if not (args.rerank or args.reranker):
+        return None
+    from .rerankers import open_reranker
+
+    if not 0.0 <= args.lam <= 1.0:
+        raise UsageError("--lambda must be between 0 and 1")
+    return open_reranker(
+        args.reranker or "mllm", lib, vlm=args.vlm, mmproj=args.mmproj, threads=threads,
+        image_tokens=args.image_tokens, prompt=args.prompt, codec=args.codec,
+    )
 
 
 def _settings(args):
@@ -103,7 +143,37 @@ def cmd_index(args) -> int:
         print(json.dumps(report.as_dict()))
     else:
         _print_report(report)
-    return 130 if report.cancelled else 0
+    if report.cancelled:
+        return 130
+    return _encode_tokens(args, s) if args.vlm else 0
+
+
+def cmd_encode_tokens(args) -> int:
+    s = _settings(args)
+    return _encode_tokens(args, s)
+
+
+def _encode_tokens(args, s) -> int:
+    from .rerankers import open_mllm
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bar = _Bar(not getattr(args, "no_progress", False) and not args.json and sys.stderr.isatty())
+    with Library(s.library, writable=True, exact_below=s.exact_below) as lib:
+        rr = open_mllm(lib, vlm=args.vlm, mmproj=args.mmproj, threads=s.threads,
+                       image_tokens=args.image_tokens, codec=getattr(args, "codec", "f16"))
+        try:
+            n = rr.encode_missing(lib, progress=bar, cancel=stop.is_set)
+            stored = len(rr.store)
+        finally:
+            bar.close()
+            rr.close()
+            signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print(json.dumps({"visual_tokens_encoded": n, "visual_tokens_stored": stored}))
+    else:
+        print(f"visual tokens: encoded {n}, stored {stored}")
+    return 130 if stop.is_set() else 0
 
 
 def _print_report(report) -> None:
@@ -134,29 +204,40 @@ def _query_paths(items: list[Path]) -> list[Path]:
 def cmd_search(args) -> int:
     s = _settings(args)
     queries = _query_paths(args.queries)
+    failed = 0
     with Library(s.library, exact_below=s.exact_below) as lib:
         encoder = lib.load_encoder(s.encoder, s.threads)
-        failed = 0
-        for q in queries:
-            try:
-                image = decode(q, min_side=encoder.preprocess.min_decode_side)
-            except DecodeError as e:
-                print(f"edgeret: cannot read query {q}: {e}", file=sys.stderr)
-                failed += 1
-                continue
-            hits = lib.search_images([image], encoder, args.k)[0]
-            _print_hits(q, hits, args.json)
+        reranker = open_cli_reranker(args, lib, s.threads)
+        try:
+            for q in queries:
+                try:  # the re-ranker looks at more pixels than the encoder needs
+                    image = decode(q, min_side=None if reranker else encoder.preprocess.min_decode_side)
+                except DecodeError as e:
+                    print(f"edgeret: cannot read query {q}: {e}", file=sys.stderr)
+                    failed += 1
+                    continue
+                hits = lib.search_images([image], encoder, args.k)[0]
+                *_, results = run_query(hits, image, reranker, args.lam)
+                _print_results(q, results, reranker, args.json)
+        finally:
+            if reranker is not None:
+                reranker.close()
     return 1 if failed else 0
 
 
-def _print_hits(query: Path, hits, as_json: bool) -> None:
+def _print_results(query: Path, results, reranker, as_json: bool) -> None:
+    name = reranker.name if reranker else None
     if as_json:
-        results = [{"path": h.path, "score": h.score, "first_stage": h.score} for h in hits]
-        print(json.dumps({"query": str(query), "results": results}), flush=True)
+        rows = [r.as_dict(name) for r in results]
+        print(json.dumps({"query": str(query), "results": rows}), flush=True)
         return
     print(f"{query}:")
-    for rank, h in enumerate(hits, 1):
-        print(f"  {rank:3d}  {h.score:.4f}  {h.path}")
+    for rank, r in enumerate(results, 1):
+        if reranker is None:
+            print(f"  {rank:3d}  {r.final:.4f}  {r.path}")
+        else:
+            p = "  -  " if r.p_same is None or r.p_same != r.p_same else f"{r.p_same:.3f}"
+            print(f"  {rank:3d}  final {r.final:.4f}  cos {r.first_stage:.4f}  P(same) {p}  {r.path}")
 
 
 def cmd_status(args) -> int:

@@ -146,7 +146,7 @@ def test_hnsw_index_matches_exact_and_stays_in_step(tmp_path, photos, tiny_encod
         exact = lib.search_vectors(mat[:2], k=13)
     with Library(tmp_path / "lib", exact_below=10**6) as reader:
         brute = reader.search_vectors(mat[:2], k=13)
-    assert reader.refresh_index().kind == "exact"
+        assert reader.refresh_index().kind == "exact"
     for a, b in zip(brute, exact, strict=True):
         assert a[0].key == b[0].key
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=2e-3)

@@ -1,0 +1,164 @@
+"""`edgeret models list|pull|import|verify|remove`: the command-line face of edgeret.models (printing lives here)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from edgeret import models
+from edgeret.errors import ModelError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the `models` command to an argparse subparsers object."""
+    p = subparsers.add_parser("models", help="list, download, import and verify models")
+    sub = p.add_subparsers(dest="models_command", required=True)
+
+    q = sub.add_parser("list", help="known models, their size and licence, and whether they are installed")
+    q.add_argument("--json", action="store_true", help="print one JSON array")
+    q.set_defaults(func=cmd_list)
+
+    q = sub.add_parser("pull", help="download, verify and install a model (resumes interrupted downloads)")
+    q.add_argument("name", help="registry name (see `edgeret models list`)")
+    q.add_argument("--trust-unverified", action="store_true", help="accept files that have no published sha256")
+    q.add_argument("--force", action="store_true", help="download again even if installed")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_pull)
+
+    q = sub.add_parser("import", help="install model files copied from another machine (no network needed)")
+    q.add_argument("path", help="a folder holding the model's files, or one of the files")
+    q.add_argument("--name", help="registry name, when the files fit several models")
+    q.add_argument("--trust-unverified", action="store_true", help="accept files that have no published sha256")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_import)
+
+    q = sub.add_parser("verify", help="re-check installed models: size, sha256 and file headers")
+    q.add_argument("names", nargs="*", help="models to check (default: all installed)")
+    q.add_argument("--json", action="store_true", help="print one JSON array")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_verify)
+
+    q = sub.add_parser("remove", help="uninstall a model")
+    q.add_argument("name")
+    q.set_defaults(func=cmd_remove)
+    return p
+
+
+class _Bar:
+    """A byte-counting tqdm bar over a whole model, opened on the first report."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __call__(self, p: models.Progress) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=p.total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                desc=p.model,
+            )
+        self.bar.total = max(self.bar.total or 0, p.total)
+        self.bar.n = p.done
+        self.bar.set_postfix_str(p.file[-40:], refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _human(n: int) -> str:
+    if not n:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def cmd_list(args) -> int:
+    rows = models.list_models()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'name':20} {'role':12} {'size':>9}  {'installed':9}  {'licence':28} description")
+    for r in rows:
+        name = r["name"] + (" *" if r["default"] else "")
+        mark = "yes" if r["installed"] else "no"
+        size = _human(r["size"]) + ("" if r["verified"] else "!")
+        print(f"{name:20} {r['role']:12} {size:>9}  {mark:9}  {r['licence'][:28]:28} {r['description']}")
+    print(f"\n* default   ! no published sha256 (needs --trust-unverified)   models folder: {models.models_dir()}")
+    return 0
+
+
+def _run_with_bar(enabled: bool, job) -> object:
+    """Run job(progress, cancel) with a progress bar and Ctrl-C mapped to a clean cancel."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bar = _Bar(enabled and sys.stderr.isatty())
+    try:
+        return job(bar, stop.is_set)
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+
+
+def cmd_pull(args) -> int:
+    info = models.get(args.name)
+    if info.installed() and not args.force:
+        print(f"{args.name} is already installed in {info.folder()}")
+        return 0
+    path = _run_with_bar(
+        not args.no_progress,
+        lambda bar, cancel: models.pull(
+            args.name, trust_unverified=args.trust_unverified, progress=bar, cancel=cancel, force=args.force
+        ),
+    )
+    print(f"installed {args.name} in {path}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    path = _run_with_bar(
+        not args.no_progress,
+        lambda bar, cancel: models.import_model(
+            args.path, args.name, trust_unverified=args.trust_unverified, progress=bar, cancel=cancel
+        ),
+    )
+    print(f"imported {path.name} into {path}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    results = _run_with_bar(
+        not args.no_progress and not args.json,
+        lambda bar, cancel: models.verify(args.names or None, progress=bar, cancel=cancel),
+    )
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results]))
+    elif not results:
+        print("no models installed")
+    for r in [] if args.json else results:
+        print(f"{'ok' if r.ok else 'BAD':4} {r.name}  {r.path}")
+        for problem in r.problems:
+            print(f"       {problem}")
+    return 0 if all(r.ok for r in results) else ModelError.exit_code
+
+
+def cmd_remove(args) -> int:
+    removed = models.remove(args.name)
+    print(f"removed {args.name}" if removed else f"{args.name} was not installed")
+    return 0

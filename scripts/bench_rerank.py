@@ -1,0 +1,210 @@
+"""Re-ranking cost per candidate on this machine, three ways, same query and candidates:
+
+(a) stock llama-cpp-python: MTMDChatHandler, one create_chat_completion per pair (re-encodes both images each time);
+(b) edgeret's fast path, candidates encoded on the fly (query prefix reused, single-batch candidate decode);
+(c) edgeret's fast path with stored visual tokens (only the language model runs per candidate).
+
+The models are random-weight but shape-faithful to SmolVLM-256M-Instruct (scripts/tiny_gguf.py), so the costs are
+the real model's. Both sides use the same image-token cap; (a) gets it by wrapping mtmd_context_params_default
+(the handler exposes no cap) and use_extra_bufts=False (Q8_0 + AMX crash, see the notes). The stock path is timed
+on --stock-pairs pairs (its cost per pair does not depend on the pair). Prints a table and a final JSON line.
+
+    python scripts/bench_rerank.py [--k 20] [--image-tokens 64] [--threads 2] [--stock-pairs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import tiny_gguf  # noqa: E402
+
+from edgeret.rerank.mllm import MllmReranker  # noqa: E402
+from edgeret.rerank.tokens import TokenStore  # noqa: E402
+
+
+def photo(seed: int, w: int = 1024, h: int = 768) -> Image.Image:
+    """A deterministic photo-sized RGB image (smooth blobs + noise)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for _ in range(5):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(40, w / 2)
+        img += rng.uniform(0, 255, 3) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
+    img += rng.normal(0, 10, img.shape)
+    return Image.fromarray(img.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def data_uri(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")  # lossless: the stock path sees exactly the pixels edgeret gets
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def stock_path(model: Path, mmproj: Path, query: Image.Image, cands: list[Image.Image], question: str,
+               threads: int, image_tokens: int | None) -> tuple[list[float], list[np.ndarray]]:
+    """(a): per pair, one stock chat completion; returns seconds per pair and the next-token logits."""
+    import llama_cpp
+    import llama_cpp.llama as llama_mod
+    from llama_cpp import mtmd_cpp
+    from llama_cpp.llama_chat_format import MTMDChatHandler
+
+    default_model_params = llama_mod.llama_cpp.llama_model_default_params
+    default_mtmd_params = mtmd_cpp.mtmd_context_params_default
+
+    def model_params():
+        p = default_model_params()
+        p.use_extra_bufts = False  # without it Q8_0 crashes on AMX CPUs
+        return p
+
+    def mtmd_params():
+        p = default_mtmd_params()
+        if image_tokens is not None:
+            p.image_max_tokens = image_tokens
+        p.warmup = False
+        return p
+
+    llama_mod.llama_cpp.llama_model_default_params = model_params
+    mtmd_cpp.mtmd_context_params_default = mtmd_params
+    try:
+        llm = llama_cpp.Llama(str(model), chat_handler=MTMDChatHandler(str(mmproj), verbose=False, use_gpu=False),
+                              n_ctx=4096, n_batch=512, n_ubatch=512, n_threads=threads, n_threads_batch=threads,
+                              n_gpu_layers=0, verbose=False)
+    finally:
+        llama_mod.llama_cpp.llama_model_default_params = default_model_params
+    q_uri = data_uri(query)
+    uris = [data_uri(c) for c in cands]
+    n_vocab = llm.n_vocab()
+    times, logits = [], []
+    try:
+        for uri in uris:
+            messages = [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": q_uri}},
+                {"type": "image_url", "image_url": {"url": uri}},
+                {"type": "text", "text": question}]}]
+            t = time.perf_counter()
+            llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
+            times.append(time.perf_counter() - t)
+            ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+            logits.append(np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy())
+    finally:
+        mtmd_cpp.mtmd_context_params_default = default_mtmd_params
+        llm.close()
+    return times, logits
+
+
+def fast_path(r: MllmReranker, query: Image.Image, cands: list[Image.Image], stored) -> dict:
+    """(b) and (c): query encode, prefix, then per-candidate costs with and without on-the-fly encoding."""
+    out = {}
+    t = time.perf_counter()
+    q = r.encode(query)
+    out["query_encode_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    r._eval_prefix(q)  # timed alone once, so the per-candidate figures below are marginal costs
+    out["prefix_s"] = time.perf_counter() - t
+    for name, items in (("b", [lambda c=c: c for c in cands]), ("c", stored)):
+        t0 = time.perf_counter()
+        gen = r.score(q, items)
+        marks, ps = [], []
+        for _, p in gen:
+            marks.append(time.perf_counter())
+            ps.append(p)
+        # per-candidate = time between consecutive yields; the first one also carries the prefix, so drop it
+        prefix_and_first = marks[0] - t0
+        steps = np.diff(marks) if len(marks) > 1 else np.array([prefix_and_first])
+        out[name] = {"per_candidate_s": [float(x) for x in steps], "prefix_and_first_s": prefix_and_first,
+                     "total_s": marks[-1] - t0, "p": ps}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--image-tokens", type=int, default=64, help="mtmd image_max_tokens (64 = one SmolVLM tile)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stock-pairs", type=int, default=3)
+    ap.add_argument("--text-type", default="q8_0", choices=sorted(tiny_gguf.QTYPES))
+    ap.add_argument("--mmproj-type", default="q8_0", choices=sorted(tiny_gguf.QTYPES))
+    ap.add_argument("--codec", default="f16", help="token-store codec for (c)")
+    ap.add_argument("--models", help="reuse a directory of already generated models")
+    a = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="edgeret-bench-") as tmp:
+        mdir = Path(a.models or tmp)
+        t = time.perf_counter()
+        model, mmproj = tiny_gguf.make_pair(mdir, "idefics3", shape="smolvlm-256m", text_type=a.text_type,
+                                            mmproj_type=a.mmproj_type)
+        print(f"models: {model.name} ({model.stat().st_size / 1e6:.0f} MB), {mmproj.name} "
+              f"({mmproj.stat().st_size / 1e6:.0f} MB), generated in {time.perf_counter() - t:.1f} s")
+        query = photo(1000)
+        cands = [photo(i) for i in range(a.k)]
+        print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} logical CPUs")
+
+        with MllmReranker(model, mmproj, threads=a.threads, image_tokens=a.image_tokens) as r:
+            t = time.perf_counter()
+            tokens = [r.encode(c) for c in cands]
+            index_s = (time.perf_counter() - t) / a.k
+            with TokenStore(Path(tmp) / "tokens.sqlite", r.model_id, codec=a.codec) as store:
+                for i, vt in enumerate(tokens):
+                    store.put(i, vt)
+                stored = [store.get(i) for i in range(a.k)]
+                store_bytes = store.nbytes() / a.k
+            fp = fast_path(r, query, cands, stored)
+            counts = r.token_counts(r.encode(query), stored[0])
+            question = r.prompt.question
+            fast_logits = r.candidate_logits(query, cands[0])
+            p_fast_first = r.p_same(fast_logits)
+            single = r.single_batch
+
+        stock_s, stock_logits = stock_path(model, mmproj, query, cands[: a.stock_pairs], question, a.threads,
+                                           a.image_tokens)
+        with MllmReranker(model, mmproj, threads=a.threads, image_tokens=a.image_tokens) as r:
+            p_stock_first = r.p_same(stock_logits[0])
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+    a_ms = 1000 * statistics.median(stock_s)
+    b_ms = 1000 * statistics.median(fp["b"]["per_candidate_s"])
+    c_ms = 1000 * statistics.median(fp["c"]["per_candidate_s"])
+    c_total = fp["query_encode_s"] + fp["c"]["total_s"]
+    result = {
+        "k": a.k, "threads": a.threads, "image_tokens": a.image_tokens, "text_type": a.text_type,
+        "mmproj_type": a.mmproj_type, "codec": a.codec, "single_batch_decode": single,
+        "a_stock_ms_per_pair": round(a_ms, 1), "b_fast_encode_ms_per_candidate": round(b_ms, 1),
+        "c_fast_stored_ms_per_candidate": round(c_ms, 1),
+        "ratio_a_over_c": round(a_ms / c_ms, 1), "ratio_b_over_c": round(b_ms / c_ms, 1),
+        "ratio_a_over_b": round(a_ms / b_ms, 2),
+        "query_encode_ms": round(1000 * fp["query_encode_s"], 1), "prefix_ms": round(1000 * fp["prefix_s"], 1),
+        "index_encode_ms_per_image": round(1000 * index_s, 1), "store_bytes_per_image": int(store_bytes),
+        "end_to_end_k_s": {"a": round(a_ms * a.k / 1000, 2), "c_incl_query_encode": round(c_total, 2)},
+        "tokens": counts, "stock_pairs_timed": len(stock_s),
+        "p_first_pair": {"stock": round(p_stock_first, 6), "fast_f32": round(p_fast_first, 6)},
+    }
+    print(f"\ntokens: prefix {counts['prefix']} ({counts['prefix_image']} image), candidate {counts['candidate']} "
+          f"({counts['candidate_image']} image + {counts['candidate_text']} text)")
+    print(f"(a) stock MTMDChatHandler   {a_ms:9.1f} ms per pair   (median of {len(stock_s)})")
+    print(f"(b) fast, encode on the fly {b_ms:9.1f} ms per candidate")
+    print(f"(c) fast, stored tokens     {c_ms:9.1f} ms per candidate  ({a.codec}, {int(store_bytes)} B/image)")
+    print(f"ratios: a/c {a_ms / c_ms:.1f}x   b/c {b_ms / c_ms:.1f}x   a/b {a_ms / b_ms:.2f}x")
+    print(f"once per query: encode {1000 * fp['query_encode_s']:.0f} ms, prefix {1000 * fp['prefix_s']:.0f} ms; "
+          f"k={a.k} end to end: (a) {a_ms * a.k / 1000:.1f} s vs (c) {c_total:.1f} s")
+    print(f"P(first pair): stock {p_stock_first:.6f} vs fast {p_fast_first:.6f}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
