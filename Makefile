@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PHOTOS ?= $(HOME)/Pictures
+EXTRAS ?= gui,dev
 
 .PHONY: setup run test lint clean
 
@@ -12,8 +13,8 @@ $(BIN)/activate:
 
 # llama-cpp-python compiles from source (~6 min on 2 cores); pip keeps the built wheel in its cache for next time.
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/python -m pip install --quiet -e '.[gui,dev]'
-	touch $@
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	echo '$(EXTRAS)' > $@
 
 setup: $(VENV)/.installed
 

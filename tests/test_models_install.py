@@ -170,7 +170,9 @@ def test_shipped_registry_is_complete_and_well_formed():
         if m.role == "reranker":
             cfg = m.config["reranker"]
             assert {cfg["model"], cfg["mmproj"]} == {f.name for f in m.files}
-            assert "{query_image}" in cfg["prompt_template"] and "{candidate_image}" in cfg["prompt_template"]
+            from edgeret.rerank.prompts import PROMPTS
+
+            assert cfg["prompt"] in PROMPTS and cfg["image_max_tokens"] > 0
     assert reg["smolvlm-256m"].config["reranker"]["projector"] == "idefics3"
     assert reg["smolvlm-256m"].url(reg["smolvlm-256m"].files[0]).startswith("https://huggingface.co/ggml-org/")
 
