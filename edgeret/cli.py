@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .config import load_settings
 from .decode import decode
-from .errors import Cancelled, DecodeError, EdgeretError, UsageError
+from .errors import Cancelled, DecodeError, EdgeretError, ModelMissing, UsageError
 from .library import Library
 from .query import run_query
 from .scan import scan
@@ -258,12 +258,31 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _run_offering_downloads(args) -> int:
+    """Run the command; at a terminal, offer to pull a missing registry model once and run it again."""
+    try:
+        return args.func(args)
+    except ModelMissing as e:
+        if e.model is None or not sys.stdin.isatty() or not _ask(f"{e}\n\nDownload {e.model} now? [Y/n] "):
+            raise
+        missing = e.model
+    from .cli_models import pull_with_progress
+
+    pull_with_progress(missing)
+    return args.func(args)
+
+
+def _ask(question: str) -> bool:
+    print(question, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("", "y", "yes")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        return args.func(args)
+        return _run_offering_downloads(args)
     except Cancelled:
         return 130
     except EdgeretError as e:

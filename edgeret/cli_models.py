@@ -131,6 +131,12 @@ def cmd_pull(args) -> int:
     return 0
 
 
+def pull_with_progress(name: str) -> None:
+    """Pull one registry model with a progress bar (the CLI's first-run offer)."""
+    path = _run_with_bar(True, lambda bar, cancel: models.pull(name, progress=bar, cancel=cancel))
+    print(f"installed {name} in {path}", file=sys.stderr)
+
+
 def cmd_import(args) -> int:
     path = _run_with_bar(
         not args.no_progress,

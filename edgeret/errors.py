@@ -28,7 +28,13 @@ class ModelError(EdgeretError):
 
 
 class ModelMissing(ModelError):
+    """A model is not installed; `model` names the registry entry when there is one to pull."""
+
     exit_code = 7
+
+    def __init__(self, message: str, model: str | None = None):
+        super().__init__(message)
+        self.model = model
 
 
 class DecodeError(EdgeretError):

@@ -234,7 +234,7 @@ def resolve(spec: str, role: str, registry: Mapping[str, ModelInfo] | None = Non
     if info.role != role:
         raise ModelError(f"{spec!r} is registered as a {info.role} model, not as a {role} model")
     if not info.installed(root):
-        raise ModelMissing(_missing_message(info, root))
+        raise ModelMissing(_missing_message(info, root), model=info.name)
     return info.folder(root)
 
 
