@@ -161,12 +161,17 @@ class Library:
             self._index_version = version
         return self._index
 
-    def search_vectors(self, queries: np.ndarray, k: int = 20) -> list[list[Hit]]:
-        """Top-k hits by cosine for each row of `queries` (unit vectors from this library's encoder)."""
-        found = self.refresh_index().search(np.atleast_2d(queries), k)
+    def search_vectors(self, queries: np.ndarray, k: int = 20, exclude_keys=()) -> list[list[Hit]]:
+        """Top-k hits by cosine for each row of `queries` (unit vectors from this library's encoder).
+
+        `exclude_keys` are left out of every list ("find similar" on a library photo skips the photo itself).
+        """
+        exclude = {int(x) for x in exclude_keys}
+        found = self.refresh_index().search(np.atleast_2d(queries), k + len(exclude))
         paths = self.catalog.paths_for({int(x) for n in found for x in n.keys})
         return [
-            [Hit(int(key), paths[int(key)], float(s)) for key, s in zip(n.keys, n.scores, strict=True)]
+            [Hit(int(key), paths[int(key)], float(s)) for key, s in zip(n.keys, n.scores, strict=True)
+             if int(key) not in exclude][:k]
             for n in found
         ]
 

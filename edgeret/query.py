@@ -36,6 +36,8 @@ class PairReranker(Protocol):
         on_encoded: Callable[[int, object], None] | None = None,
     ) -> Iterator[tuple[int, float]]: ...
 
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class Result:

@@ -17,7 +17,6 @@ from PIL import Image
 from .errors import UsageError
 from .library import Hit, Library
 
-DEFAULT_RERANKER = "smolvlm-256m"
 # The MLLM resizes to its own tiles (512 px for SmolVLM): decoding more pixels than that is wasted work.
 MLLM_DECODE_SIDE = 512
 
@@ -74,6 +73,13 @@ class MllmPairReranker:
         self.mllm.close()
 
 
+def default_reranker() -> str:
+    """The registry's default re-ranker (smolvlm-256m in the shipped registry)."""
+    from .models import default_model
+
+    return default_model("reranker").name
+
+
 def open_mllm(
     library: Library,
     *,
@@ -97,7 +103,7 @@ def open_mllm(
     if not vlm:
         from .models import reranker_files, resolve
 
-        vlm, mmproj, settings = reranker_files(resolve(model or DEFAULT_RERANKER, "reranker"))
+        vlm, mmproj, settings = reranker_files(resolve(model or default_reranker(), "reranker"))
     if image_tokens is None:
         image_tokens = settings.get("image_max_tokens")
     mllm = MllmReranker(vlm, mmproj, threads=threads, image_tokens=image_tokens,

@@ -33,8 +33,41 @@ SPECIAL_TOKENS = [
     "<fake_token_around_image>", "<global-img>", "<image>",
 ] + [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
 
-# Merges give multi-byte tokens that the projectors look up ("\n\n") and answer-word variants ("Yes", " Yes").
-MERGES = ["Ċ Ċ", "Y e", "Ye s", "Ġ Yes", "N o", "Ġ No", "y e", "ye s", "Ġ yes", "n o", "Ġ no"]
+# Words that become single tokens (as in a real BPE vocabulary), so prompts have realistic token counts; they
+# include the answer words and their variants ("Yes", " Yes", "yes", ...) that the re-ranker merges.
+WORDS = [
+    "Do", "the", "first", "and", "second", "image", "show", "exact", "same", "object", "instance", "not", "just",
+    "kind", "of", "Answer", "with", "a", "single", "digit", "if", "they", "do", "Yes", "No", "yes", "no", "or",
+    "for", "User", "Assistant", "these", "two", "images", "photo", "picture",
+]
+
+
+def _word_merges() -> list[str]:
+    """Train byte-level BPE merges on WORDS (bare and space-prefixed) until each word is one token, plus "\n\n".
+
+    Real training (most frequent adjacent pair first) keeps the merge ranks consistent, so llama.cpp's BPE
+    tokenizer reproduces the single-token words; hand-made merge chains would collide between words.
+    """
+    words = [list(w) for word in dict.fromkeys(WORDS) for w in (word, "Ġ" + word)]
+    merges = ["Ċ Ċ"]
+    while True:
+        pairs: dict[tuple[str, str], int] = {}
+        for w in words:
+            for pair in zip(w, w[1:], strict=False):
+                pairs[pair] = pairs.get(pair, 0) + 1
+        if not pairs:
+            return merges
+        best = max(pairs, key=lambda p: (pairs[p], p))  # ties broken deterministically
+        merges.append(f"{best[0]} {best[1]}")
+        for w in words:
+            i = 0
+            while i < len(w) - 1:
+                if (w[i], w[i + 1]) == best:
+                    w[i:i + 2] = [w[i] + w[i + 1]]
+                i += 1
+
+
+MERGES = _word_merges()
 
 QTYPES = {"f32": GGMLQuantizationType.F32, "f16": GGMLQuantizationType.F16, "q8_0": GGMLQuantizationType.Q8_0}
 
@@ -89,7 +122,7 @@ def _byte_tokens() -> list[str]:
 
 def vocabulary(n_vocab: int | None) -> tuple[list[str], list[int]]:
     """Tokens and token types (1 normal, 3 control), padded with unique filler words up to n_vocab."""
-    tokens = SPECIAL_TOKENS + _byte_tokens() + [m.replace(" ", "") for m in MERGES]
+    tokens = SPECIAL_TOKENS + _byte_tokens() + list(dict.fromkeys(m.replace(" ", "") for m in MERGES))
     types = [3] * len(SPECIAL_TOKENS) + [1] * (len(tokens) - len(SPECIAL_TOKENS))
     if n_vocab is not None:
         fill = n_vocab - len(tokens)
@@ -241,15 +274,23 @@ def _finish(w: GGUFWriter) -> None:
 
 
 def make_pair(out_dir: str | Path, projector: str = "mlp", *, shape: str = "tiny", text_type: str = "f32",
-              mmproj_type: str = "f32", text_embd: int | None = None, seed: int = 0) -> tuple[Path, Path]:
-    """Write (text model, mmproj) into out_dir; text_embd overrides the projector output size (mismatch tests)."""
+              mmproj_type: str = "f32", text_embd: int | None = None, seed: int = 0,
+              reuse: bool = False) -> tuple[Path, Path]:
+    """Write (text model, mmproj) into out_dir; text_embd overrides the projector output size (mismatch tests).
+
+    reuse=True keeps files already generated with the same settings (the benchmark's 280 MB take a while).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     text_shape, vision_shape = SHAPES[shape]
     stem = f"{shape}-{projector}-{text_type}-s{seed}"
-    model = write_text_model(out / f"{stem}.gguf", text_shape, text_type=text_type, seed=seed)
-    mmproj = write_mmproj(out / f"mmproj-{stem}-{mmproj_type}.gguf", projector, vision_shape,
-                          text_embd=text_embd or text_shape.n_embd, weight_type=mmproj_type, seed=seed + 1)
+    model = out / f"{stem}.gguf"
+    mmproj = out / f"mmproj-{stem}-{mmproj_type}-e{text_embd or text_shape.n_embd}.gguf"
+    if not (reuse and model.is_file()):
+        write_text_model(model, text_shape, text_type=text_type, seed=seed)
+    if not (reuse and mmproj.is_file()):
+        write_mmproj(mmproj, projector, vision_shape, text_embd=text_embd or text_shape.n_embd,
+                     weight_type=mmproj_type, seed=seed + 1)
     return model, mmproj
 
 

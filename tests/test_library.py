@@ -150,3 +150,10 @@ def test_hnsw_index_matches_exact_and_stays_in_step(tmp_path, photos, tiny_encod
     for a, b in zip(brute, exact, strict=True):
         assert a[0].key == b[0].key
         np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=2e-3)
+
+
+def test_search_can_exclude_the_query_photo(lib, photos, tiny_encoder):
+    _index(lib, tiny_encoder, [photos])
+    key = lib.catalog.id_for_path(str(photos / "a" / "img01.jpg"))
+    hits = lib.search_vectors(lib.vector_of(key)[None], k=4, exclude_keys=[key])[0]
+    assert len(hits) == 4 and key not in {h.key for h in hits}

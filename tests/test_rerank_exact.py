@@ -83,3 +83,17 @@ def test_one_decode_call_per_candidate(reranker):
     counts = reranker.token_counts(reranker.encode(QUERY), tokens[0])
     assert calls[1] == counts["candidate"] > counts["candidate_image"] > 0
     print(f"\n{reranker.projector}: token counts {counts}")
+
+
+def test_prompt_matches_the_stock_chat_handler(tiny_models):
+    """Same prompt, same numbers as llama-cpp-python's own MTMDChatHandler (the slow path the bench compares)."""
+    from bench_rerank import stock_path
+
+    from edgeret.rerank.mllm import MllmReranker
+
+    model, mmproj = tiny_models["mlp"]  # fixed-size projector: the stock handler has no image-token cap
+    with MllmReranker(model, mmproj, threads=1) as r:
+        fast = r.candidate_logits(QUERY, CANDIDATES[0])
+        question = r.prompt.question
+    _, stock = stock_path(model, mmproj, QUERY, [CANDIDATES[0]], question, threads=1, image_tokens=None)
+    assert np.abs(stock[0] - fast).max() <= TOL

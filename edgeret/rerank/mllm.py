@@ -254,13 +254,17 @@ class MllmReranker:
     """Scores (query, candidate) image pairs with a GGUF multimodal LLM through libmtmd; see the module doc."""
 
     def __init__(self, model_path: str | os.PathLike, mmproj_path: str | os.PathLike, *, threads: int | None = None,
-                 image_tokens: int | None = None, prompt: str = "object01", n_ctx: int | None = None):
+                 image_tokens: int | None = None, prompt: str = "object01", n_ctx: int | None = None,
+                 flash_attn: bool = False):
         self._llama, self._mtmd = _import_backend()
         self._model = self._ctx = self._mctx = None
         self._tok_batch = self._emb_batch = None
         self.model_path, self.mmproj_path = Path(model_path), Path(mmproj_path)
         self.prompt = get_prompt(prompt)
         self.threads = threads or physical_cores()
+        # Off by default: llama.cpp's CPU flash-attention kernel tiles by batch size, so a candidate decoded in one
+        # batch would differ (~1e-4 in logits) from a piecewise evaluation; without it the fast path is bit-exact.
+        self.flash_attn = flash_attn
         text_info = _check_file(self.model_path, "re-ranker model")
         mm_info = _check_file(self.mmproj_path, "re-ranker mmproj")
         self.architecture, self.projector = self._check_pair(text_info, mm_info)
@@ -331,8 +335,9 @@ class MllmReranker:
         cp.n_ctx = n_ctx or min(_DEFAULT_N_CTX, train_ctx if train_ctx > 0 else _DEFAULT_N_CTX)
         cp.n_batch = cp.n_ubatch = _N_BATCH
         cp.n_seq_max = 1
+        cp.swa_full = True  # sliding-window caches (Gemma 3) can only be truncated back to the prefix when full
         cp.n_threads = cp.n_threads_batch = self.threads
-        cp.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        cp.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
         cp.no_perf = True
         self._ctx = lc.llama_init_from_model(self._model, cp)
         if not self._ctx:
@@ -346,7 +351,8 @@ class MllmReranker:
         p.print_timings = False
         p.n_threads = self.threads
         p.warmup = False
-        p.flash_attn_type = self._llama.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        p.flash_attn_type = (self._llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn
+                             else self._llama.LLAMA_FLASH_ATTN_TYPE_DISABLED)  # as the stock handler's default
         if self.image_tokens is not None:
             p.image_max_tokens = int(self.image_tokens)
         self._mctx = mt.mtmd_init_from_file(str(self.mmproj_path).encode(), self._model, p)

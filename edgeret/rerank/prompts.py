@@ -1,4 +1,8 @@
-"""The pair-judging questions: the paper's 0/1 "object" prompt and a Yes/No variant."""
+"""The pair-judging questions: the paper's 0/1 "object" prompt and a Yes/No variant.
+
+Kept short on purpose: the question follows the candidate image, so every token of it is decoded once per
+candidate (about 20 tokens here against 64-128 image tokens).
+"""
 
 from __future__ import annotations
 
@@ -18,15 +22,15 @@ class PairPrompt:
 PROMPTS = {
     "object01": PairPrompt(
         "object01",
-        "Do the first and the second image show the exact same object instance (not just the same kind of "
-        "object)? Answer with a single digit: 1 if they do, 0 if they do not.",
+        "Do these two images show the exact same object instance, not just the same kind of object? "
+        "Answer 1 for yes or 0 for no.",
         "1",
         "0",
     ),
     "yesno": PairPrompt(
         "yesno",
-        "Do the first and the second image show the exact same object instance (not just the same kind of "
-        "object)? Answer Yes or No.",
+        "Do these two images show the exact same object instance, not just the same kind of object? "
+        "Answer Yes or No.",
         "yes",
         "no",
     ),

@@ -1,0 +1,35 @@
+"""`edgeret gui`: the command that opens the desktop app; PySide6 is imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the `gui` command to an argparse subparsers object."""
+    p = subparsers.add_parser("gui", help="open the desktop app (needs the [gui] extra: PySide6)")
+    p.add_argument("--library", type=Path, help="library folder (default: user data dir; env EDGERET_LIBRARY)")
+    p.add_argument("--encoder", help="encoder for a new library: a registry name or a model folder")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.set_defaults(func=cmd_gui)
+    return p
+
+
+def gui_argv(args) -> list[str]:
+    argv = []
+    for name in ("library", "encoder", "threads"):
+        value = getattr(args, name, None)
+        if value is not None:
+            argv += [f"--{name}", str(value)]
+    return argv
+
+
+def cmd_gui(args) -> int:
+    try:
+        from gui.app import main
+    except ImportError as e:
+        raise UsageError(f"the desktop app needs PySide6 ({e}); install it with: pip install 'edgeret[gui]'") from None
+    return main(gui_argv(args))

@@ -1,0 +1,70 @@
+"""A disk cache of small JPEG thumbnails, kept in the user cache dir and never next to the photos.
+
+Entries are keyed by (absolute path, size, file size, mtime), so an edited photo gets a new thumbnail and stale ones
+are simply never read again. Safe to call from many threads at once: each entry is written to a temporary file and
+renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import platformdirs
+from PIL import Image
+
+from .config import APP
+from .decode import decode
+
+DEFAULT_SIZE = 256
+
+
+def default_dir() -> Path:
+    """Where thumbnails live unless a folder is given (EDGERET_THUMBNAILS overrides the user cache dir)."""
+    env = os.environ.get("EDGERET_THUMBNAILS")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir(APP)) / "thumbnails"
+
+
+class ThumbnailCache:
+    """`get(photo)` returns the path of a JPEG no larger than size×size, making it on first use."""
+
+    def __init__(self, folder: Path | str | None = None, size: int = DEFAULT_SIZE, quality: int = 85):
+        self.folder = Path(folder).expanduser().resolve() if folder else default_dir()
+        self.size = size
+        self.quality = quality
+
+    def path_for(self, photo: Path | str) -> Path:
+        """The cache file for `photo` as it is now on disk (raises OSError if the photo cannot be stat'ed)."""
+        photo = Path(photo).absolute()
+        st = photo.stat()
+        key = f"{photo}\0{self.size}\0{st.st_size}\0{st.st_mtime_ns}".encode("utf-8", "surrogateescape")
+        digest = hashlib.sha1(key, usedforsecurity=False).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.jpg"  # 256 shards keep directories small at 100k photos
+
+    def cached(self, photo: Path | str) -> Path | None:
+        """The cache file if it already exists, without decoding anything."""
+        try:
+            p = self.path_for(photo)
+        except OSError:
+            return None
+        return p if p.is_file() else None
+
+    def get(self, photo: Path | str) -> Path:
+        """The thumbnail's path, decoding the photo once if needed. Raises DecodeError or OSError."""
+        target = self.path_for(photo)
+        if target.is_file():
+            return target
+        image = decode(photo, min_side=self.size)  # JPEG draft mode: decodes at reduced scale, much faster
+        image.thumbnail((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                image.save(f, "JPEG", quality=self.quality)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target

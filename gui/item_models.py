@@ -1,0 +1,149 @@
+"""Item models behind the two grids: library photos and query results (rank, scores, live re-ordering)."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
+from PySide6.QtGui import QImage, QPixmap
+
+from edgeret.query import Result
+
+from .thumbs import ThumbLoader
+
+PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+KEY_ROLE = Qt.ItemDataRole.UserRole + 2
+LINES_ROLE = Qt.ItemDataRole.UserRole + 3  # caption lines under the thumbnail
+P_ROLE = Qt.ItemDataRole.UserRole + 4  # P(same) or None, for the delegate's bar
+
+
+class PhotoListModel(QAbstractListModel):
+    """(key, path) rows; thumbnails are requested only for rows a view actually paints."""
+
+    def __init__(self, loader: ThumbLoader, cached_pixmaps: int = 3000, parent=None):
+        super().__init__(parent)
+        self.loader = loader
+        self._rows: list[tuple[int, str]] = []
+        self._row_of: dict[str, int] = {}
+        self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
+        self._max_pixmaps = cached_pixmaps
+        loader.ready.connect(self._thumb_ready)
+
+    def set_photos(self, rows: list[tuple[int, str]]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self._reindex()
+        self.endResetModel()
+
+    def _reindex(self) -> None:
+        self._row_of = {path: i for i, (_, path) in enumerate(self._rows)}
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's own signature
+        return 0 if parent.isValid() else len(self._rows)
+
+    def path(self, row: int) -> str:
+        return self._rows[row][1]
+
+    def key(self, row: int) -> int:
+        return self._rows[row][0]
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        key, path = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._pixmap(path)
+        if role in (Qt.ItemDataRole.DisplayRole, LINES_ROLE):
+            return self.lines(index.row()) if role == LINES_ROLE else Path(path).name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return path
+        if role == PATH_ROLE:
+            return path
+        if role == KEY_ROLE:
+            return key
+        return None
+
+    def lines(self, row: int) -> list[str]:
+        return [Path(self._rows[row][1]).name]
+
+    def _pixmap(self, path: str) -> QPixmap | None:
+        pm = self._pixmaps.get(path)
+        if pm is not None:
+            self._pixmaps.move_to_end(path)
+            return pm
+        if not self.loader.pending(path):
+            self.loader.request(path)
+        return None
+
+    def _thumb_ready(self, path: str, image: QImage) -> None:
+        row = self._row_of.get(path)
+        if row is None:
+            return
+        self._pixmaps[path] = QPixmap.fromImage(image)  # a null pixmap marks "unreadable": not asked again
+        while len(self._pixmaps) > self._max_pixmaps:
+            self._pixmaps.popitem(last=False)
+        idx = self.index(row)
+        self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+class ResultListModel(PhotoListModel):
+    """Results of the current query, best first; re-ordering keeps selection and current item on the same photo."""
+
+    def __init__(self, loader: ThumbLoader, parent=None):
+        super().__init__(loader, parent=parent)
+        self._results: list[Result] = []
+        self._first_rank: dict[int, int] = {}
+
+    @property
+    def results(self) -> list[Result]:
+        return list(self._results)
+
+    def clear(self) -> None:
+        self.set_results([])
+
+    def set_results(self, results: list[Result]) -> None:
+        """Show `results`; the same photos in a new order move (persistent indexes follow), new photos reset."""
+        new_keys = [r.key for r in results]
+        if sorted(new_keys) != sorted(r.key for r in self._results):
+            self.beginResetModel()
+            self._results = list(results)
+            self._first_rank = {r.key: i for i, r in enumerate(results)}
+            self._rows = [(r.key, r.path) for r in results]
+            self._reindex()
+            self.endResetModel()
+            return
+        self.layoutAboutToBeChanged.emit()
+        old_keys = [r.key for r in self._results]
+        new_row = {k: i for i, k in enumerate(new_keys)}
+        persistent = self.persistentIndexList()
+        self._results = list(results)
+        self._rows = [(r.key, r.path) for r in results]
+        self._reindex()
+        moved = [self.index(new_row[old_keys[p.row()]]) if p.isValid() else QModelIndex() for p in persistent]
+        self.changePersistentIndexList(persistent, moved)
+        self.layoutChanged.emit()
+        top, bottom = self.index(0), self.index(len(self._rows) - 1)
+        self.dataChanged.emit(top, bottom, [LINES_ROLE, P_ROLE])
+
+    def result(self, row: int) -> Result:
+        return self._results[row]
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if role == P_ROLE and index.isValid():
+            return self._results[index.row()].p_same
+        return super().data(index, role)
+
+    def lines(self, row: int) -> list[str]:
+        r = self._results[row]
+        delta = self._first_rank.get(r.key, row) - row
+        move = f"  ▲{delta}" if delta > 0 else (f"  ▼{-delta}" if delta < 0 else "")
+        if r.p_same is None:
+            p = "P(same) …"
+        elif math.isnan(r.p_same):
+            p = "P(same) n/a"
+        else:
+            p = f"P(same) {r.p_same:.2f}"
+        return [f"#{row + 1}{move}  {Path(r.path).name}", f"first stage {r.first_stage:.3f}", p,
+                f"final {r.final:.3f}"]

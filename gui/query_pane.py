@@ -1,0 +1,120 @@
+"""The query: shown image, drop / paste / choose, and the live re-ranking progress with a Stop button."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QBuffer, QIODevice, QMimeData, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.heic *.heif *.avif *.tif *.tiff *.bmp *.gif);;All files (*)"
+
+
+def image_bytes(image: QImage) -> bytes:
+    """PNG bytes of a QImage, for edgeret.decode.decode_bytes."""
+    buf = QBuffer()
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buf, "PNG")
+    return bytes(buf.data())
+
+
+def query_from_mime(mime: QMimeData | None) -> tuple[str, str | bytes] | None:
+    """("path", file) for a dropped/pasted local file, ("data", PNG bytes) for image data, else None."""
+    if mime is None:
+        return None
+    for url in mime.urls() if mime.hasUrls() else []:
+        if url.isLocalFile() and Path(url.toLocalFile()).is_file():
+            return "path", url.toLocalFile()
+    if mime.hasImage():
+        image = QImage(mime.imageData())
+        if not image.isNull():
+            return "data", image_bytes(image)
+    return None
+
+
+class QueryPane(QWidget):
+    """Emits path_chosen / data_given; the window decides what to run."""
+
+    path_chosen = Signal(str)
+    data_given = Signal(bytes)
+    stop_clicked = Signal()
+    paste_clicked = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.image = QLabel("Drop a photo here,\npaste one (Ctrl+V)\nor choose a file (Ctrl+O)")
+        self.image.setObjectName("queryImage")
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setFixedSize(220, 165)
+        self.image.setFrameShape(QLabel.Shape.StyledPanel)
+        self.source = QLabel("")
+        self.source.setWordWrap(True)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.bar.setFormat("%v / %m re-ranked")
+        self.bar.hide()
+        self.choose = QPushButton("Choose…")
+        self.paste = QPushButton("Paste")
+        self.stop = QPushButton("Stop (Esc)")
+        self.stop.setEnabled(False)
+        buttons = QHBoxLayout()
+        for b in (self.choose, self.paste, self.stop):
+            buttons.addWidget(b)
+        buttons.addStretch()
+        right = QVBoxLayout()
+        right.addWidget(self.source)
+        right.addLayout(buttons)
+        right.addWidget(self.bar)
+        right.addWidget(self.status)
+        right.addStretch()
+        lay = QHBoxLayout(self)
+        lay.addWidget(self.image)
+        lay.addLayout(right, 1)
+        self.choose.clicked.connect(self.choose_file)
+        self.paste.clicked.connect(self.paste_clicked)
+        self.stop.clicked.connect(self.stop_clicked)
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Query photo", "", IMAGE_FILTER)
+        if path:
+            self.path_chosen.emit(path)
+
+    def accept_mime(self, mime: QMimeData | None) -> bool:
+        """Start a query from dropped or pasted content; False if it holds no image."""
+        q = query_from_mime(mime)
+        if q is None:
+            return False
+        (self.path_chosen if q[0] == "path" else self.data_given).emit(q[1])
+        return True
+
+    def dragEnterEvent(self, event) -> None:
+        if query_from_mime(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        if self.accept_mime(event.mimeData()):
+            event.acceptProposedAction()
+
+    # --- state shown while a query runs -----------------------------------------------------------------------
+    def started(self, source: str) -> None:
+        self.source.setText(source)
+        self.status.setText("searching…")
+        self.bar.hide()
+        self.stop.setEnabled(True)
+
+    def show_image(self, image: QImage) -> None:
+        pm = QPixmap.fromImage(image).scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                             Qt.TransformationMode.SmoothTransformation)
+        self.image.setPixmap(pm)
+
+    def progress(self, judged: int, total: int) -> None:
+        self.bar.setVisible(total > 0)
+        self.bar.setRange(0, max(1, total))
+        self.bar.setValue(judged)
+
+    def finished(self, text: str) -> None:
+        self.status.setText(text)
+        self.stop.setEnabled(False)

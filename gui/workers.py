@@ -1,0 +1,332 @@
+"""Background work: indexing, queries (the one thread that owns the re-ranker), model installs, small tasks.
+
+Workers only call into edgeret and report through signals; every long call gets a cancel callable, so stopping is
+always cooperative and never kills a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+from edgeret import models
+from edgeret.config import DEFAULT_ENCODER
+from edgeret.decode import decode, decode_bytes
+from edgeret.errors import EdgeretError, LibraryError, ModelMissing
+from edgeret.library import Library
+from edgeret.query import run_query
+
+log = logging.getLogger(__name__)
+
+
+def to_qimage(image: Image.Image, max_side: int = 512) -> QImage:
+    """A small QImage copy of a Pillow image (for showing the query)."""
+    im = image.convert("RGB")
+    im.thumbnail((max_side, max_side))
+    data = im.tobytes()
+    return QImage(data, im.width, im.height, 3 * im.width, QImage.Format.Format_RGB888).copy()  # copy owns the bytes
+
+
+# ------------------------------------------------------------------------------------------------------ indexing
+
+
+class IndexWorker(QThread):
+    """Indexes `roots` (none: refresh every root) into the library; pause and cancel between photos."""
+
+    progress = Signal(int, int, str)  # done, total, current path
+    report = Signal(object)  # edgeret.indexer.IndexReport
+    failed = Signal(str)
+    model_missing = Signal(str, str, str)  # role, model name, message
+
+    def __init__(self, library: Path, roots: list[str], encoder: str | None, threads: int, parent=None):
+        super().__init__(parent)
+        self.library, self.roots, self.encoder, self.threads = library, roots, encoder, threads
+        self._cancel = threading.Event()
+        self._paused = threading.Event()
+        self._last_emit = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def set_paused(self, paused: bool) -> None:
+        (self._paused.set if paused else self._paused.clear)()
+
+    def _progress(self, done: int, total: int, path: str) -> None:
+        now = time.monotonic()
+        if done == total or now - self._last_emit > 0.05:  # ~20 updates a second are plenty for a progress bar
+            self._last_emit = now
+            self.progress.emit(done, total, path)
+        while self._paused.is_set() and not self._cancel.is_set():  # the indexer waits here, between two photos
+            time.sleep(0.05)
+
+    def run(self) -> None:
+        try:
+            with Library(self.library, writable=True) as lib:
+                spec = self.encoder or lib.encoder_spec
+                try:
+                    result = lib.index(self.roots, encoder_spec=spec, threads=self.threads,
+                                       progress=self._progress, cancel=self._cancel.is_set)
+                except ModelMissing as e:
+                    self.model_missing.emit("encoder", spec or DEFAULT_ENCODER, str(e))
+                    return
+            self.report.emit(result)
+        except EdgeretError as e:
+            self.failed.emit(str(e))
+        except Exception as e:  # shown to the user rather than lost on a background thread
+            log.exception("indexing failed")
+            self.failed.emit(f"indexing failed: {type(e).__name__}: {e}")
+
+
+# ------------------------------------------------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class QuerySettings:
+    k: int = 20
+    lam: float = 0.5
+    rerank: bool = True
+    reranker: str = "mllm"  # edgeret.rerankers name: mllm, sv or mllm+sv
+    model: str | None = None  # registry name of the re-ranker; None: the registry's default
+    vlm: str | None = None  # explicit GGUF text model + mmproj, instead of `model`
+    mmproj: str | None = None
+    threads: int = 2
+    encoder: str | None = None  # None: the library's own
+
+
+@dataclass(frozen=True)
+class QueryJob:
+    gen: int
+    settings: QuerySettings
+    path: str | None = None  # a photo file
+    data: bytes | None = None  # a pasted or dropped image
+    key: int | None = None  # a library photo: its stored vector is the query
+
+
+class QueryWorker(QThread):
+    """The one thread that owns the library reader, the encoder and the re-ranker (a llama context is not
+    thread-safe). Newest query wins: submitting or stopping bumps a generation number that the running query's
+    cancel callable watches, so a superseded re-rank stops after the candidate in progress."""
+
+    query_image = Signal(int, QImage)
+    results = Signal(int, object, int, int)  # gen, list[Result], candidates judged, candidates to judge
+    status = Signal(int, str)
+    finished_query = Signal(int, str)  # gen, "first stage" | "re-ranked" | "stopped"
+    failed = Signal(int, str)
+    model_missing = Signal(str, str, str)  # role, model name, message
+    notice = Signal(int, str)  # gen, something the user should know that does not stop the query
+
+    def __init__(self, library: Path, parent=None):
+        super().__init__(parent)
+        self.library_path = library
+        self._jobs: queue.Queue[QueryJob | None] = queue.Queue()
+        self._gen = 0
+        self._lib: Library | None = None
+        self._encoder = self._encoder_key = None
+        self._reranker = self._reranker_key = None
+
+    def submit(self, settings: QuerySettings, *, path: str | None = None, data: bytes | None = None,
+               key: int | None = None) -> int:
+        self._gen += 1
+        self._jobs.put(QueryJob(self._gen, settings, path, data, key))
+        return self._gen
+
+    def stop(self) -> None:
+        """Stop the running re-rank after the candidate in progress; the results so far stay."""
+        self._gen += 1
+
+    def shutdown(self) -> None:
+        self.stop()
+        self._jobs.put(None)
+        self.wait(30_000)
+
+    def run(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                if job.gen != self._gen:
+                    continue  # superseded before it started
+                try:
+                    self._run(job)
+                except EdgeretError as e:
+                    self.failed.emit(job.gen, str(e))
+                except Exception as e:
+                    log.exception("query failed")
+                    self.failed.emit(job.gen, f"query failed: {type(e).__name__}: {e}")
+        finally:
+            self._close_reranker()
+            if self._lib is not None:
+                self._lib.close()
+
+    def _library(self) -> Library:
+        if self._lib is None:
+            try:
+                self._lib = Library(self.library_path)
+            except LibraryError:
+                raise LibraryError("the library is empty: add a photo folder first") from None
+        return self._lib
+
+    def _load_encoder(self, lib: Library, s: QuerySettings):
+        spec = s.encoder or lib.encoder_spec
+        if self._encoder_key != (spec, s.threads):
+            self._encoder = None
+            try:
+                self._encoder = lib.load_encoder(spec, s.threads)
+            except ModelMissing as e:
+                self.model_missing.emit("encoder", spec or DEFAULT_ENCODER, str(e))
+                raise
+            self._encoder_key = (spec, s.threads)
+        return self._encoder
+
+    def _load_reranker(self, lib: Library, s: QuerySettings, gen: int):
+        key = (s.reranker, s.model, s.vlm, s.mmproj, s.threads)
+        if self._reranker_key != key:
+            self._close_reranker()
+            self.status.emit(gen, "loading the re-ranker…")
+            name = s.model or s.vlm or _default_reranker()
+            try:
+                self._reranker = open_reranker(lib, s)
+            except ModelMissing as e:
+                self.model_missing.emit("reranker", name, str(e))
+                return None
+            except EdgeretError as e:  # unusable model files and the like: first-stage results still stand
+                self.notice.emit(gen, f"re-ranker unavailable: {e}")
+                return None
+            self._reranker_key = key
+        return self._reranker
+
+    def _close_reranker(self) -> None:
+        if self._reranker is not None:
+            self._reranker.close()
+        self._reranker = self._reranker_key = None
+
+    def _run(self, job: QueryJob) -> None:
+        s, gen = job.settings, job.gen
+        lib = self._library()
+        encoder = self._load_encoder(lib, s)
+        self.status.emit(gen, "searching…")
+        image = decode_bytes(job.data) if job.data is not None else decode(job.path)
+        self.query_image.emit(gen, to_qimage(image))
+        # a library photo is left out of its own results; its stored vector needs no re-encoding
+        key = job.key if job.key is not None else (job.path and lib.catalog.id_for_path(str(job.path)))
+        if job.key is not None:
+            hits = lib.search_vectors(lib.vector_of(key), s.k, exclude_keys=[key])[0]
+        else:
+            hits = lib.search_vectors(encoder.encode_images([image]), s.k, exclude_keys=[key] if key else [])[0]
+        reranker = self._load_reranker(lib, s, gen) if s.rerank and hits else None
+        if gen != self._gen:
+            self.finished_query.emit(gen, "stopped")
+            return
+        total = len(hits) if reranker is not None else 0
+        if reranker is not None:
+            self.status.emit(gen, f"re-ranking {total} candidates…")
+        for judged, results in enumerate(run_query(hits, image, reranker, s.lam, lambda: gen != self._gen)):
+            self.results.emit(gen, results, judged, total)
+        state = "first stage" if reranker is None else ("stopped" if gen != self._gen else "re-ranked")
+        self.finished_query.emit(gen, state)
+
+
+def _default_reranker() -> str:
+    from edgeret.rerankers import default_reranker
+
+    return default_reranker()
+
+
+def open_reranker(lib: Library, s: QuerySettings):
+    """The library's re-ranker (edgeret.rerankers); the import is guarded so a build without it still searches."""
+    from edgeret.rerankers import open_reranker as factory
+
+    if s.reranker == "sv":  # classical spatial verification: no model files
+        return factory("sv", library=lib)
+    return factory(s.reranker, library=lib, threads=s.threads, model=s.model, vlm=s.vlm, mmproj=s.mmproj)
+
+
+# -------------------------------------------------------------------------------------------------- model installs
+
+
+class ModelWorker(QThread):
+    """Downloads (`name`) or imports (`path`) one model, with byte progress and cancel."""
+
+    progress = Signal(object, object, str)  # bytes done, bytes total (Python ints: models exceed 2 GB), file
+    installed = Signal(str, str)  # model name, folder
+    failed = Signal(str)
+
+    def __init__(self, name: str | None = None, path: str | None = None, parent=None):
+        super().__init__(parent)
+        self.name, self.path = name, path
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _progress(self, p: models.Progress) -> None:
+        self.progress.emit(p.done, p.total, p.file)
+
+    def run(self) -> None:
+        try:
+            if self.path is not None:
+                folder = models.import_model(self.path, self.name, progress=self._progress, cancel=self._cancel.is_set)
+            else:
+                folder = models.pull(self.name, progress=self._progress, cancel=self._cancel.is_set)
+            self.installed.emit(Path(folder).name, str(folder))
+        except EdgeretError as e:
+            self.failed.emit(str(e))
+        except Exception as e:
+            log.exception("model install failed")
+            self.failed.emit(f"install failed: {type(e).__name__}: {e}")
+
+
+# ----------------------------------------------------------------------------------------------------- small tasks
+
+
+class _TaskSignals(QObject):
+    done = Signal(object)
+    failed = Signal(str)
+
+
+class _Task(QRunnable):
+    def __init__(self, fn: Callable[[], object], signals: _TaskSignals):
+        super().__init__()
+        self.fn, self.signals = fn, signals
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except EdgeretError as e:
+            self.signals.failed.emit(str(e))
+        except Exception as e:
+            log.exception("background task failed")
+            self.signals.failed.emit(f"{type(e).__name__}: {e}")
+        else:
+            self.signals.done.emit(result)
+
+
+class Tasks(QObject):
+    """Short library reads and writes (photo lists, status, removing a folder) off the GUI thread."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)  # one at a time: results arrive in the order asked
+        self._live: set[_TaskSignals] = set()
+
+    def run(self, fn: Callable[[], object], on_done: Callable[[object], None],
+            on_failed: Callable[[str], None] | None = None) -> None:
+        signals = _TaskSignals()  # created here, so its signals are delivered on the GUI thread
+        self._live.add(signals)
+        signals.done.connect(on_done)
+        if on_failed is not None:
+            signals.failed.connect(on_failed)
+        signals.done.connect(lambda _: self._live.discard(signals))
+        signals.failed.connect(lambda _: self._live.discard(signals))
+        self.pool.start(_Task(fn, signals))
+
+    def wait(self, ms: int = 10_000) -> bool:
+        return self.pool.waitForDone(ms)
