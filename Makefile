@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PHOTOS ?= $(HOME)/Pictures
 EXTRAS ?= gui,dev
 
 .PHONY: setup run test lint clean
@@ -18,9 +17,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 
 setup: $(VENV)/.installed
 
+# The desktop app: add folders there; a missing model is offered for download (or offline import) on first start.
 run: setup
-	$(BIN)/edgeret index $(PHOTOS)
-	$(BIN)/edgeret status
+	$(BIN)/edgeret gui
 
 test: setup
 	$(BIN)/ruff check edgeret gui scripts tests

@@ -10,12 +10,12 @@ import sys
 import threading
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_eval, cli_gui, cli_models, cli_more
 from .config import load_settings
 from .decode import decode
 from .errors import Cancelled, DecodeError, EdgeretError, ModelMissing, UsageError
 from .library import Library
-from .query import run_query
+from .query import first_stage, run_query
 from .scan import scan
 
 
@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-tokens", type=int, help="image token cap of the re-ranker")
 
     p = sub.add_parser("search", help="find photos showing the same object as the query photo(s)")
-    p.add_argument("queries", nargs="+", type=Path, help="query images, or folders of them")
+    p.add_argument("queries", nargs="*", type=Path, help="query images, or folders of them")
     p.add_argument("-k", type=int, default=20, help="how many results per query (and how many to re-rank)")
+    cli_more.add_text_args(p)
     add_rerank_args(p)
     _common(p)
     p.set_defaults(func=cmd_search)
@@ -64,12 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_status)
 
-    try:
-        from . import cli_models
-    except ImportError:
-        cli_models = None
-    if cli_models is not None:
-        cli_models.add_parser(sub)
+    cli_models.add_parser(sub)
+    cli_eval.add_parser(sub)
+    cli_more.add_parsers(sub)
+    cli_gui.add_parser(sub)
     return parser
 
 
@@ -183,6 +182,8 @@ def _print_report(report) -> None:
         f"{state} in {d['seconds']:.1f}s: indexed {d['indexed']}, unchanged {d['unchanged']}, "
         f"moved {d['moved']}, removed {d['removed']}, failed {d['failed']}"
     )
+    for r in d["missing_roots"]:
+        print(f"  folder not found (kept as it was): {r}")
     for f in d["failures"][:20]:
         print(f"  failed: {f['path']}: {f['reason']}")
     if d["failed"] > 20:
@@ -203,6 +204,10 @@ def _query_paths(items: list[Path]) -> list[Path]:
 
 def cmd_search(args) -> int:
     s = _settings(args)
+    if args.text:
+        return _search_text(args, s)
+    if not args.queries:
+        raise UsageError("give query images (or folders of them), or --text")
     queries = _query_paths(args.queries)
     failed = 0
     with Library(s.library, exact_below=s.exact_below) as lib:
@@ -223,6 +228,17 @@ def cmd_search(args) -> int:
             if reranker is not None:
                 reranker.close()
     return 1 if failed else 0
+
+
+def _search_text(args, s) -> int:
+    from .cli_more import text_query
+
+    if args.queries or args.rerank or args.reranker:
+        raise UsageError("--text searches by text alone: no query images and no re-ranking")
+    with Library(s.library, exact_below=s.exact_below) as lib:
+        hits = text_query(args, lib, s)
+    _print_results(Path(args.text), first_stage(hits), None, args.json)
+    return 0
 
 
 def _print_results(query: Path, results, reranker, as_json: bool) -> None:

@@ -111,10 +111,14 @@ def _decode_pillow(fp, min_side: int | None, max_pixels: int) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(fp) as im:
             _check_size(im.size, max_pixels)
+            full = im.size
             if min_side and im.format == "JPEG":
                 im.draft("RGB", (min_side, min_side))
             im.load()
-            return _upright_rgb(im)
+            out = _upright_rgb(im)
+    # the photo's own pixel size, upright, whatever scale it was decoded at
+    out.info["source_size"] = full if (out.size[0] >= out.size[1]) == (full[0] >= full[1]) else full[::-1]
+    return out
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:

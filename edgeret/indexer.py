@@ -34,6 +34,7 @@ class IndexReport:
     removed: int = 0
     moved: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
 
@@ -45,6 +46,7 @@ class IndexReport:
             "moved": self.moved,
             "failed": len(self.failed),
             "failures": [{"path": p, "reason": r} for p, r in self.failed],
+            "missing_roots": self.missing_roots,
             "cancelled": self.cancelled,
             "seconds": round(self.seconds, 3),
         }
@@ -84,8 +86,9 @@ def plan(catalog: Catalog, roots: list[Path], cancel=None) -> tuple[list[_Job], 
             unchanged += 1
         else:
             jobs.append(_Job(p, st.st_size, st.st_mtime_ns, row is not None))
-    prefixes = tuple(str(r).rstrip("/") + "/" for r in roots)
-    exact = {str(r) for r in roots}
+    present = [r for r in roots if r.exists()]  # an unplugged drive is not a folder of deleted photos
+    prefixes = tuple(str(r).rstrip("/") + "/" for r in present)
+    exact = {str(r) for r in present}
     gone = {p for p in known if p not in seen and (p.startswith(prefixes) or p in exact)}
     return jobs, gone, unchanged
 
@@ -103,7 +106,7 @@ def run(
     t0 = time.perf_counter()
     cancel = cancel or (lambda: False)
     jobs, gone, unchanged = plan(catalog, roots, cancel)
-    report = IndexReport(unchanged=unchanged)
+    report = IndexReport(unchanged=unchanged, missing_roots=[str(r) for r in roots if not r.exists()])
     if cancel():
         report.cancelled = True
         return report
@@ -144,7 +147,7 @@ def _decode_job(job: _Job, pre, known_hashes: set[str]) -> _Result:
         if res.hash in known_hashes:
             return res  # same content as a photo already encoded: its vector is reused, no decode needed
         image = decode(job.path, min_side=pre.min_decode_side)
-        res.width, res.height = image.size
+        res.width, res.height = image.info.get("source_size", image.size)
         res.tensor = pre(image)
     except DecodeError as e:
         res.reason = str(e)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import encoders  # noqa: F401  onnxruntime must load before usearch's numkong, or the process segfaults
+
 log = logging.getLogger(__name__)
 
 # Below this many vectors an exact matrix product is both faster to open and exact (scripts/bench_search.py).

@@ -157,3 +157,19 @@ def test_search_can_exclude_the_query_photo(lib, photos, tiny_encoder):
     key = lib.catalog.id_for_path(str(photos / "a" / "img01.jpg"))
     hits = lib.search_vectors(lib.vector_of(key)[None], k=4, exclude_keys=[key])[0]
     assert len(hits) == 4 and key not in {h.key for h in hits}
+
+
+def test_a_missing_root_keeps_its_photos(lib, photos, tiny_encoder, tmp_path):
+    _index(lib, tiny_encoder, [photos])
+    moved_away = tmp_path / "unplugged"
+    photos.rename(moved_away)  # the drive is unplugged
+    r = _index(lib, tiny_encoder)
+    assert r.removed == 0 and r.missing_roots == [str(photos)]
+    assert lib.status()["indexed"] == 13
+
+
+def test_catalog_keeps_the_photos_own_size_not_the_decoded_one(lib, tmp_path, tiny_encoder):
+    make_photo(tmp_path / "big" / "p.jpg", 1, size=(1600, 1200))
+    _index(lib, tiny_encoder, [tmp_path / "big"])
+    w, h = lib.catalog.db.execute("SELECT width, height FROM images").fetchone()
+    assert (w, h) == (1600, 1200)

@@ -1,0 +1,139 @@
+"""`edgeret eval`: retrieval quality of a library against a ground truth, first stage and re-ranked side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .config import load_settings
+from .errors import EdgeretError, UsageError
+from .evaluate import METRICS, EvalReport, evaluate, load_ground_truth, write_plots
+from .library import Library
+
+RERANKERS = ("mllm", "sv", "mllm+sv")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval", help="measure retrieval quality against a ground truth (mAP, R@1, R@5, P@10)",
+        description="Every grouped image of the ground truth is a query; its positives are the rest of its group.",
+    )
+    p.add_argument("--gt", type=Path, required=True,
+                   help="ground truth: a gt.json (devset format) or a folder with one subfolder per object")
+    p.add_argument("--rerank", action="store_true", help="also re-rank the top k (default re-ranker: mllm)")
+    p.add_argument("--reranker", choices=RERANKERS,
+                   help="which re-ranker (implies --rerank); mllm+sv: the mean of the two probabilities")
+    p.add_argument("-k", type=int, default=50, help="how many first-stage results are re-ranked (default 50)")
+    p.add_argument("--lambda", dest="lam", type=float, default=0.5,
+                   help="fusion weight of the first-stage score: final = λ·first + (1-λ)·P (default 0.5)")
+    p.add_argument("--plots", type=Path, metavar="OUT", help="write PNG charts into this folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--library", type=Path, help="library folder (default: user data dir; env EDGERET_LIBRARY)")
+    p.add_argument("--encoder", help="encoder: a registry name or a model folder (default: the library's own)")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.add_argument("--json", action="store_true", help="print the full report (with per-query figures) as JSON")
+    p.set_defaults(func=cmd_eval)
+    return p
+
+
+def open_reranker(name: str, library: Library, settings):
+    """The PairReranker called `name`: sv with the thread count; mllm and mllm+sv from edgeret.rerankers."""
+    if name == "sv":
+        from .rerank.sv import SvReranker
+
+        return SvReranker(threads=settings.threads)
+    from .rerankers import open_reranker as open_named
+
+    return open_named(name, library, threads=settings.threads)
+
+
+def cmd_eval(args) -> int:
+    if args.k < 1:
+        raise UsageError("-k must be at least 1")
+    if not 0.0 <= args.lam <= 1.0:
+        raise UsageError("--lambda must be within [0, 1]")
+    s = load_settings(library=args.library, encoder=args.encoder, threads=args.threads)
+    gt = load_ground_truth(args.gt)
+    name = args.reranker or ("mllm" if args.rerank else None)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: report the queries done so far
+    from .cli import _Bar  # deferred: cli imports this module to register the command
+
+    bar = _Bar(not args.no_progress and not args.json and sys.stderr.isatty())
+    try:
+        with Library(s.library, exact_below=s.exact_below) as lib:
+            encoder = lib.load_encoder(s.encoder, s.threads)
+            reranker = open_reranker(name, lib, s) if name else None
+            try:
+                report = evaluate(lib, gt, encoder, reranker, k=args.k, lam=args.lam, progress=bar,
+                                  cancel=stop.is_set)
+            finally:
+                getattr(reranker, "close", lambda: None)()  # the MLLM holds a model and a token store open
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+    if args.plots:
+        written = write_plots(report, args.plots)
+        if not args.json:
+            print("plots: " + ", ".join(str(p) for p in written))
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(format_report(report))
+    return 130 if report.cancelled else 0
+
+
+def format_report(report: EvalReport) -> str:
+    """A text table: one row per slice, each metric as first stage (and re-ranked) side by side."""
+    d = report.as_dict(per_query=False)
+    head = (
+        f"{d['queries']} queries, {d['skipped_no_positives']} skipped (no positives), library of "
+        f"{d['library_size']} images, encoder {d['encoder']}"
+    )
+    if report.reranker:
+        head += f"; re-ranker {report.reranker} on the top {report.k}, λ={report.lam}"
+    if report.cancelled:
+        head += "  [CANCELLED: partial results]"
+    names = [m.replace("@k", f"@{report.k}") for m in METRICS]
+    cell = 13 if report.reranker else 6
+    lines = [head, f"{'slice':<36}{'n':>5}  " + "".join(f"{n:>{cell}}  " for n in names)]
+    if report.reranker:
+        lines.append(" " * 43 + "".join(f"{'first → ' + report.reranker[:4]:>{cell}}  " for _ in names))
+    for name, row in d["metrics"].items():
+        cells = []
+        for m in METRICS:
+            v = _fmt(row["first_stage"][m])
+            if report.reranker:
+                v += " → " + _fmt(row["reranked"][m])
+            cells.append(f"{v:>{cell}}  ")
+        lines.append(f"{name:<36}{row['first_stage']['n']:>5}  " + "".join(cells))
+    lines.append(
+        f"time: first stage {d['seconds']['first_stage']:.1f}s"
+        + (f", re-ranking {d['seconds']['rerank']:.1f}s" if report.reranker else "")
+    )
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "  -  " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgeret.cli_eval --gt GT ...`: the same command without going through edgeret.cli."""
+    parser = argparse.ArgumentParser(prog="edgeret")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except EdgeretError as e:
+        print(f"edgeret: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,494 @@
+"""Near-duplicate and same-object groups from the k-nearest-neighbour graph, and safe moves of the extra copies.
+
+Each photo's k nearest neighbours come from the library's own index (USearch HNSW for large libraries, blocked exact
+matrix products below that), never from an all-pairs loop. Pairs above a cosine threshold, plus photos sharing a
+content hash, are joined by union-find; the connected components are the groups. With a verifier (a PairReranker),
+borderline pairs (|cosine - threshold| < margin) are kept only when the verifier says "same object".
+
+Nothing here deletes a file: `move_duplicates` moves the non-originals to a folder the user chose, writing an undo
+log first, and `undo_moves` puts them back.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import Cancelled, DecodeError, UsageError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (done, total, stage), like the indexer's
+Cancel = Callable[[], bool]
+
+DEFAULT_THRESHOLD = 0.95  # re-encoded and resized copies of one photo sit above this with CLIP ViT-B/32
+DEFAULT_K = 10
+DEFAULT_MARGIN = 0.03
+CHUNK = 2048  # queries per k-NN step: the unit of progress and cancel
+# The all-rows exact k-NN (BLAS blocks) costs n² dot products yet beat building an HNSW graph at 20k vectors
+# (7 s vs 33 s build + 9 s search, scripts/bench_duplicates.py --exact): libraries searched exactly (< 50k) use it;
+# a throwaway HNSW is built only past this size, when the library was configured to search exactly anyway.
+EXACT_KNN_BELOW = 100_000
+LOG_VERSION = 1
+
+
+# the graph ----------------------------------------------------------------------------------------------------
+def knn(
+    matrix: np.ndarray,
+    k: int,
+    index=None,
+    keys: np.ndarray | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    threads: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(neighbour rows (n, k), cosines (n, k)) of each row of `matrix`, itself excluded; missing slots are -1.
+
+    `index` is a USearch Index whose keys are `keys` (one per row); without it the k-NN is exact, computed in
+    blocked matrix products, which is right for libraries the size the exact search index serves.
+    """
+    n = len(matrix)
+    k = max(1, min(k, n - 1)) if n > 1 else 1
+    nbr = np.full((n, k), -1, np.int64)
+    sim = np.full((n, k), -np.inf, np.float32)
+    if n < 2:
+        return nbr, sim
+    matrix = np.ascontiguousarray(matrix, np.float32)
+    if index is not None:
+        order = np.argsort(keys)
+        sorted_keys = keys[order]
+    for start in range(0, n, CHUNK):
+        if cancel and cancel():
+            raise Cancelled("duplicate search cancelled")
+        stop = min(n, start + CHUNK)
+        if index is None:
+            rows, cos = _exact_block(matrix, matrix[start:stop], k)
+        else:
+            rows, cos = _hnsw_block(index, matrix[start:stop], k, order, sorted_keys, threads)
+            # HNSW can leave a tight cluster unreachable (measured: a whole cluster of 4 near-copies among 1,200
+            # vectors, one build in five), exactly the structure duplicates form. A search that misses the
+            # query's own vector is such a case: redo those rows exactly, a few matrix-vector products.
+            lost = np.flatnonzero(~(rows == np.arange(start, stop)[:, None]).any(axis=1))
+            if len(lost):
+                rows[lost], cos[lost] = _exact_block(matrix, matrix[start + lost], k)
+        self_hit = rows == np.arange(start, stop)[:, None]
+        rows, cos = np.where(self_hit, -1, rows), np.where(self_hit, -np.inf, cos)
+        keep = np.argsort(-cos, axis=1, kind="stable")[:, :k]
+        nbr[start:stop] = np.take_along_axis(rows, keep, 1)
+        sim[start:stop] = np.take_along_axis(cos, keep, 1)
+        if progress:
+            progress(stop, n, "neighbours")
+    return nbr, sim
+
+
+def _exact_block(matrix: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    sims = queries @ matrix.T
+    top = np.argpartition(-sims, k, axis=1)[:, : k + 1]  # k + 1: the photo itself is among them
+    return top, np.take_along_axis(sims, top, 1)
+
+
+def _hnsw_block(index, queries, k, order, sorted_keys, threads) -> tuple[np.ndarray, np.ndarray]:
+    m = index.search(queries, k + 1, threads=threads)
+    found = np.atleast_2d(m.keys).astype(np.int64)
+    cos = (1.0 - np.atleast_2d(m.distances)).astype(np.float32)
+    valid = np.arange(found.shape[1])[None, :] < np.atleast_1d(m.counts)[:, None]  # rows are padded past counts
+    pos = np.clip(np.searchsorted(sorted_keys, found), 0, len(sorted_keys) - 1)
+    valid &= sorted_keys[pos] == found
+    return np.where(valid, order[pos], -1), np.where(valid, cos, -np.inf).astype(np.float32)
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 (a Python list: element access is several times faster than numpy's here)."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, a: int) -> int:
+        p = self.parent
+        root = a
+        while p[root] != root:
+            root = p[root]
+        while p[a] != root:  # path compression keeps later finds O(1)-ish
+            p[a], a = root, p[a]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def components(self) -> list[list[int]]:
+        groups: dict[int, list[int]] = defaultdict(list)
+        for i in range(len(self.parent)):
+            groups[self.find(i)].append(i)
+        return [g for g in groups.values() if len(g) > 1]
+
+
+def candidate_pairs(nbr: np.ndarray, sim: np.ndarray, low: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique (i, j, cosine) edges with i < j and cosine >= low."""
+    i = np.repeat(np.arange(len(nbr)), nbr.shape[1])
+    j, c = nbr.ravel(), sim.ravel()
+    ok = (j >= 0) & (c >= low)
+    i, j, c = i[ok], j[ok], c[ok]
+    a, b = np.minimum(i, j), np.maximum(i, j)
+    _, first = np.unique(a * len(nbr) + b, return_index=True)
+    return a[first], b[first], c[first]
+
+
+def group_rows(
+    matrix: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    k: int = DEFAULT_K,
+    index=None,
+    keys: np.ndarray | None = None,
+    same: Sequence[tuple[int, int]] = (),
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> list[list[int]]:
+    """Groups of row numbers whose k-NN cosine reaches `threshold` (plus `same` pairs, joined unconditionally)."""
+    nbr, sim = knn(matrix, k, index, keys, progress, cancel)
+    a, b, _ = candidate_pairs(nbr, sim, threshold)
+    uf = UnionFind(len(matrix))
+    for x, y in [*zip(a.tolist(), b.tolist(), strict=True), *same]:
+        uf.union(x, y)
+    return uf.components()
+
+
+# groups of library photos -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Member:
+    key: int
+    path: str
+    size: int  # bytes
+    width: int
+    height: int
+    mtime: float  # seconds since the epoch
+    similarity: float  # cosine to the group's original (1.0 for the original itself)
+    original: bool = False
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["date"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.mtime))
+        return d
+
+
+@dataclass
+class Group:
+    members: list[Member]  # the original first
+    verified: int = 0  # borderline pairs the verifier confirmed inside this group
+
+    @property
+    def original(self) -> Member:
+        return self.members[0]
+
+    @property
+    def copies(self) -> list[Member]:
+        return self.members[1:]
+
+    def as_dict(self) -> dict:
+        return {"size": len(self.members), "original": self.original.path, "verified": self.verified,
+                "members": [m.as_dict() for m in self.members]}
+
+
+def original_first(members: list[Member]) -> list[Member]:
+    """Largest resolution, then largest file, then oldest, then path: the copy most likely to be the original."""
+    ranked = sorted(members, key=lambda m: (-m.width * m.height, -m.size, m.mtime, m.path))
+    return [Member(**{**asdict(m), "original": i == 0}) for i, m in enumerate(ranked)]
+
+
+def find_duplicates(
+    library,
+    threshold: float = DEFAULT_THRESHOLD,
+    k: int = DEFAULT_K,
+    verifier=None,
+    margin: float = DEFAULT_MARGIN,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> list[Group]:
+    """Groups of near-duplicate / same-object photos in `library`, largest first.
+
+    `verifier` is a PairReranker (open_verifier); with it, pairs within `margin` of the threshold are judged
+    by it (P(same) >= 0.5 joins them), so it can both rescue a pair just below and reject one just above.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise UsageError("the threshold is a cosine similarity in (0, 1]")
+    keys, matrix = library.catalog.vectors()
+    if len(keys) < 2:
+        return []
+    nbr, sim = knn(matrix, k, _usearch_for(library, keys, matrix), keys, progress, cancel)
+    low = threshold - margin if verifier is not None else threshold
+    a, b, c = candidate_pairs(nbr, sim, low)
+    details = _details(library)
+    uf = UnionFind(len(keys))
+    for rows in _same_hash(details, keys):  # identical files group even when more copies exist than k
+        for r in rows[1:]:
+            uf.union(rows[0], r)
+    sure = c >= threshold + margin if verifier is not None else np.ones(len(c), bool)
+    for x, y in zip(a[sure].tolist(), b[sure].tolist(), strict=True):
+        uf.union(x, y)
+    confirmed: list[tuple[int, int]] = []
+    if verifier is not None:
+        border = list(zip(a[~sure].tolist(), b[~sure].tolist(), c[~sure].tolist(), strict=True))
+        confirmed = _verify(verifier, border, keys, details, threshold, progress, cancel)
+        for x, y in confirmed:
+            uf.union(x, y)
+    components = uf.components()
+    # a row removed by a concurrent writer since vectors() was read has no details: leave it out
+    components = [[r for r in rows if int(keys[r]) in details] for rows in components]
+    components = [rows for rows in components if len(rows) > 1]
+    groups = [_group(rows, keys, matrix, details) for rows in components]
+    group_of = {r: g for rows, g in zip(components, groups, strict=True) for r in rows}
+    for x, _ in confirmed:
+        if x in group_of:
+            group_of[x].verified += 1
+    return sorted(groups, key=lambda g: (-len(g.members), g.original.path))
+
+
+def _usearch_for(library, keys: np.ndarray, matrix: np.ndarray):
+    """The library's HNSW index when it has one; a throwaway one above EXACT_KNN_BELOW; else None (exact k-NN)."""
+    index = library.refresh_index()
+    if index.kind == "hnsw":
+        return index.index
+    if len(keys) < EXACT_KNN_BELOW:
+        return None
+    from .vectors import HnswIndex
+
+    return HnswIndex.build(keys, matrix).index  # k-NN of every photo is quadratic when exact: n² vs n·log n
+
+
+def _group(rows: list[int], keys, matrix, details) -> Group:
+    members = []
+    for r in rows:
+        path, size, mtime_ns, w, h, _ = details[int(keys[r])]
+        w, h = _pixel_size(path, (w or 0, h or 0))
+        members.append(Member(int(keys[r]), path, size, w, h, mtime_ns / 1e9, 1.0))
+    ranked = original_first(members)
+    by_key = {int(keys[r]): r for r in rows}
+    ref = matrix[by_key[ranked[0].key]]
+    return Group([Member(**{**asdict(m), "similarity": round(float(matrix[by_key[m.key]] @ ref), 4)})
+                  for m in ranked])
+
+
+def _pixel_size(path: str, fallback: tuple[int, int]) -> tuple[int, int]:
+    """The file's stored pixel size, read from its header.
+
+    The catalog's width/height are those of the decoded image, which JPEG draft mode shrinks (a 4000 px photo is
+    recorded at ~500 px), so they cannot tell an original from its resized copy; formats Pillow cannot open
+    (RAW) keep the catalog's values.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # unreadable or not Pillow's: the catalog's size is the best we have
+        return fallback
+
+
+def _details(library) -> dict[int, tuple]:
+    """key -> (path, size, mtime_ns, width, height, hash), read-only from the catalog.
+
+    Stopgap until the catalog offers this (see the report): Catalog.details(ids) would replace the SQL.
+    """
+    cur = library.catalog.db.execute(
+        "SELECT id, path, size, mtime_ns, width, height, hash FROM images WHERE status='ok' AND vector IS NOT NULL"
+    )
+    return {row[0]: row[1:] for row in cur}
+
+
+def _same_hash(details: dict[int, tuple], keys: np.ndarray) -> list[list[int]]:
+    by_hash: dict[str, list[int]] = defaultdict(list)
+    for r, key in enumerate(keys.tolist()):
+        digest = details[key][5] if key in details else None
+        if digest:
+            by_hash[digest].append(r)
+    return [rows for rows in by_hash.values() if len(rows) > 1]
+
+
+def _verify(verifier, border, keys, details, threshold, progress, cancel) -> list[tuple[int, int]]:
+    """The borderline pairs the verifier judges to show the same object (an abstention falls back to cosine)."""
+    from .decode import decode
+    from .library import Hit
+
+    border = [(x, y, c) for x, y, c in border if int(keys[x]) in details and int(keys[y]) in details]
+    by_query: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for x, y, c in border:
+        by_query[x].append((y, c))
+    out, done = [], 0
+    for x, cands in by_query.items():
+        if cancel and cancel():
+            raise Cancelled("duplicate verification cancelled")
+        try:
+            query = decode(details[int(keys[x])][0])
+        except DecodeError as e:
+            log.warning("cannot verify pairs of %s: %s", details[int(keys[x])][0], e)
+            continue
+        hits = [Hit(int(keys[y]), details[int(keys[y])][0], c) for y, c in cands]
+        for i, p in verifier.score(query, verifier.candidates(hits), cancel=cancel):
+            y, c = cands[i]
+            if (p >= 0.5) if p == p else (c >= threshold):  # NaN: the verifier could not judge this pair
+                out.append((x, y))
+            done += 1
+            if progress:
+                progress(done, len(border), "verify")
+    return out
+
+
+def open_verifier(library, name: str | None = None, **kw):
+    """The MLLM re-ranker when one is installed, else classical spatial verification (`sv`)."""
+    from .errors import ModelError
+    from .rerankers import open_reranker
+
+    if name:
+        return open_reranker(name, library, **kw)
+    try:
+        return open_reranker("mllm", library, **kw)
+    except (ModelError, ImportError) as e:  # ModelMissing included: no MLLM installed on this machine
+        log.info("no MLLM re-ranker (%s): verifying with sv", e)
+        return open_reranker("sv", library)
+
+
+# moving copies ------------------------------------------------------------------------------------------------
+@dataclass
+class MoveEntry:
+    src: str
+    dst: str
+    size: int
+    done: bool = False
+
+
+@dataclass
+class MoveReport:
+    log: str
+    moved: list[MoveEntry] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    cancelled: bool = False
+
+
+def move_duplicates(
+    groups: Sequence[Group],
+    dest: Path | str,
+    roots: Sequence[Path | str] = (),
+    log_path: Path | str | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> MoveReport:
+    """Move every non-original of `groups` under `dest` (keeping its path relative to its library root).
+
+    The undo log (JSON) is written before the first move and rewritten as moves complete. `dest` must lie
+    outside the library roots, or the moved copies would be indexed (and grouped) again.
+    """
+    dest = Path(dest).expanduser().resolve()
+    roots = [Path(r).expanduser().resolve() for r in roots]
+    for r in roots:
+        if dest == r or r in dest.parents:
+            raise UsageError(f"{dest} is inside the library folder {r}: choose a folder outside the library")
+    dest.mkdir(parents=True, exist_ok=True)
+    log_file = Path(log_path) if log_path else dest / time.strftime("edgeret-moves-%Y%m%d-%H%M%S.json")
+    entries, taken = [], set()
+    for g in groups:
+        for m in g.copies:
+            target = _unique(dest / _relative(Path(m.path), roots), taken)
+            taken.add(target)
+            entries.append(MoveEntry(m.path, str(target), m.size))
+    report = MoveReport(str(log_file))
+    _write_log(log_file, dest, entries)
+    try:
+        for n, e in enumerate(entries, 1):
+            if cancel and cancel():
+                report.cancelled = True
+                break
+            reason = _move(Path(e.src), Path(e.dst), e.size)
+            if reason:
+                report.skipped.append((e.src, reason))
+            else:
+                e.done = True
+                report.moved.append(e)
+            if progress:
+                progress(n, len(entries), e.src)
+    finally:
+        _write_log(log_file, dest, entries)
+    return report
+
+
+def undo_moves(log_path: Path | str, progress: Progress | None = None, cancel: Cancel | None = None) -> MoveReport:
+    """Move back every file an undo log records as moved; never overwrites a file that reappeared meanwhile."""
+    log_file = Path(log_path).expanduser()
+    try:
+        raw = json.loads(log_file.read_text("utf-8"))
+        entries = [MoveEntry(**e) for e in raw["moves"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{log_file} is not an edgeret undo log: {e}") from None
+    report = MoveReport(str(log_file))
+    try:
+        for n, e in enumerate(entries, 1):
+            if cancel and cancel():
+                report.cancelled = True
+                break
+            if not e.done and not Path(e.dst).exists():
+                continue  # never moved
+            reason = _move(Path(e.dst), Path(e.src), e.size)
+            if reason:
+                report.skipped.append((e.dst, reason))
+            else:
+                e.done = False
+                report.moved.append(MoveEntry(e.dst, e.src, e.size, True))
+            if progress:
+                progress(n, len(entries), e.dst)
+    finally:
+        _write_log(log_file, Path(raw.get("dest", log_file.parent)), entries)
+    return report
+
+
+def _relative(path: Path, roots: list[Path]) -> Path:
+    for r in sorted(roots, key=lambda r: -len(r.parts)):
+        if r in path.parents:
+            return Path(r.name) / path.relative_to(r)
+    return Path(path.name)
+
+
+def _unique(target: Path, taken: set[Path]) -> Path:
+    candidate, n = target, 1
+    while candidate in taken or candidate.exists():
+        candidate = target.with_name(f"{target.stem} ({n}){target.suffix}")
+        n += 1
+    return candidate
+
+
+def _move(src: Path, dst: Path, size: int) -> str | None:
+    """Move one file without ever overwriting; returns a reason when it was not moved."""
+    try:
+        if not src.is_file():
+            return "no longer there"
+        if src.stat().st_size != size:
+            return "changed since it was grouped"
+        if dst.exists():
+            return f"{dst} already exists"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(src, dst)  # atomic on one file system; checked above that nothing is overwritten
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            shutil.move(str(src), str(dst))  # another file system: copy, then remove the source, as `mv` does
+    except OSError as e:
+        return f"cannot move ({e.strerror or e})"
+    return None
+
+
+def _write_log(path: Path, dest: Path, entries: list[MoveEntry]) -> None:
+    data = {"version": LOG_VERSION, "tool": "edgeret duplicates", "dest": str(dest),
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "moves": [asdict(e) for e in entries]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1), "utf-8")
+    os.replace(tmp, path)  # a crash mid-write never leaves a truncated log
