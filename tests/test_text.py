@@ -114,3 +114,15 @@ def test_text_query_for_the_search_command(colour_library, towers):
     args = Namespace(text="something green", k=2, text_encoder=str(towers[1]))
     hits = text_query(args, colour_library, SimpleNamespace(threads=1))
     assert len(hits) == 2 and hits[0].path.endswith("/green.png")
+
+
+def test_search_text_from_the_command_line(colour_library, towers, capsys):
+    import json
+
+    from edgeret.cli import main
+
+    code = main(["search", "--text", "a blue thing", "--text-encoder", str(towers[1]), "-k", "3",
+                 "--library", str(colour_library.path), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["query"] == "a blue thing" and out["results"][0]["path"].endswith("/blue.png")
+    assert main(["search", "--text", "x", "--rerank", "--library", str(colour_library.path)]) == 2
