@@ -120,14 +120,12 @@ def open_reranker(name: str, library: Library, **kw):
     """A PairReranker by name: "mllm", "sv", or "mllm+sv" (the mean of both probabilities)."""
     if name == "mllm":
         return open_mllm(library, **kw)
+    from .rerank.sv import SvReranker
+
     if name == "sv":
-        from .rerank.sv import SvReranker
-
-        return SvReranker()
+        return SvReranker(threads=kw.get("threads"))
     if name == "mllm+sv":
-        from .rerank.sv import SvReranker
-
-        return MeanReranker([open_mllm(library, **kw), SvReranker()])
+        return MeanReranker([open_mllm(library, **kw), SvReranker(threads=kw.get("threads"))])
     raise UsageError(f"unknown re-ranker {name!r}: choose mllm, sv or mllm+sv")
 
 

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # Below this many vectors an exact matrix product is both faster to open and exact (scripts/bench_search.py).
 EXACT_BELOW = 50_000
 USEARCH_DTYPE = "f16"
+# Twice USearch's default: recall@10 0.98 → 0.99+ on clustered 512-d vectors for a fraction of a millisecond more.
+EXPANSION_SEARCH = 128
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class HnswIndex:
 
     def __init__(self, index):
         self.index = index
+        index.expansion_search = EXPANSION_SEARCH  # not kept in the saved file: set on every open
 
     @classmethod
     def build(cls, keys: np.ndarray, matrix: np.ndarray, dtype: str = USEARCH_DTYPE, threads: int = 0):

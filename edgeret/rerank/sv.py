@@ -95,6 +95,10 @@ class SvReranker:
         self._cache_size = cache_size
 
     # PairReranker ---------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Drop the cached features (nothing native to free)."""
+        self._cache.clear()
+
     def candidates(self, hits) -> list[_PathLoader]:
         from edgeret.query import loader  # deferred: query sits after the re-rankers in the pipeline
 
