@@ -77,12 +77,8 @@ def decode(path: Path | str, min_side: int | None = None, max_pixels: int = MAX_
             return _decode_pillow(f, min_side, max_pixels)
     except DecodeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DecodeError(f"image too large: {e}") from None
-    except UnidentifiedImageError:
-        raise DecodeError("corrupt or unsupported image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DecodeError(_reason(e)) from None
+    except Exception as e:
+        raise _as_decode_error(e) from None
 
 
 def decode_bytes(data: bytes, min_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -91,12 +87,21 @@ def decode_bytes(data: bytes, min_side: int | None = None, max_pixels: int = MAX
         raise DecodeError("not an image: its content matches no supported format")
     try:
         return _decode_pillow(io.BytesIO(data), min_side, max_pixels)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DecodeError(f"image too large: {e}") from None
-    except UnidentifiedImageError:
-        raise DecodeError("corrupt or unsupported image") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise DecodeError(_reason(e)) from None
+    except DecodeError:
+        raise
+    except Exception as e:
+        raise _as_decode_error(e) from None
+
+
+def _as_decode_error(e: Exception) -> Exception:
+    """The user-facing reason for a decoder exception; anything unexpected passes through unchanged."""
+    if isinstance(e, Image.DecompressionBombError | Image.DecompressionBombWarning):
+        return DecodeError(f"image too large: {e}")
+    if isinstance(e, UnidentifiedImageError):
+        return DecodeError("corrupt or unsupported image")
+    if isinstance(e, OSError | SyntaxError | ValueError | EOFError):
+        return DecodeError(_reason(e))
+    return e
 
 
 def _reason(e: Exception) -> str:

@@ -20,11 +20,14 @@ import onnxruntime as ort  # noqa: E402
 ort.set_default_logger_severity(3)
 
 
-def model_fingerprint(folder: Path) -> str:
-    """A cheap, stable id for an encoder folder: its recipe plus the head, tail and size of the weights."""
+def model_fingerprint(folder: Path, sidecars: tuple[str | Path, ...] = ("preprocess.json",)) -> str:
+    """A cheap, stable id for a model folder: its sidecar files plus the head, tail and size of model.onnx."""
     model = folder / "model.onnx"
     h = hashlib.blake2b(digest_size=12)
-    h.update((folder / "preprocess.json").read_bytes())
+    for side in sidecars:
+        path = folder / side
+        if path.is_file():
+            h.update(path.read_bytes())
     size = model.stat().st_size
     h.update(str(size).encode())
     with model.open("rb") as f:
@@ -47,7 +50,7 @@ class ImageEncoder:
         self.name = name or self.folder.name
         self.preprocess = Preprocess.from_file(self.folder / "preprocess.json")
         self.id = f"{self.name}:{model_fingerprint(self.folder)}"
-        self.session = _session(model_path, threads)
+        self.session = onnx_session(model_path, threads)
         self.input_name = self.preprocess.input_name or self.session.get_inputs()[0].name
         self.output_name = self.preprocess.output_name or self.session.get_outputs()[0].name
         self._dim: int | None = None
@@ -97,7 +100,7 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _session(model_path: Path, threads: int) -> ort.InferenceSession:
+def onnx_session(model_path: Path, threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
     opts.inter_op_num_threads = 1

@@ -9,7 +9,6 @@ pairs_with (the image encoder(s) sharing its embedding space) and optionally pad
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoders import _session, l2_normalize
+from .encoders import l2_normalize, model_fingerprint, onnx_session
 from .errors import EncoderMismatch, ModelError, UsageError
 from .library import Hit, Library
 
@@ -68,13 +67,13 @@ class TextEncoder:
             raise ModelError(f"{self.folder} is not a text-encoder folder (needs model.onnx and {tok_path.name})")
         self.name = name or self.folder.name
         self.tokenizer = _load_tokenizer(tok_path, self.settings)
-        self.session = _session(model, threads)
+        self.session = onnx_session(model, threads)
         inputs = {i.name: i for i in self.session.get_inputs()}
         self.input_name = self.settings.input_name or next(iter(inputs))
         self._id_dtype = np.int64 if inputs[self.input_name].type == "tensor(int64)" else np.int32
         self._mask_name = "attention_mask" if "attention_mask" in inputs else None  # HF exports take one
         self.output_name = self.settings.output_name or self.session.get_outputs()[0].name
-        self.id = f"{self.name}:{_fingerprint(self.folder, tok_path)}"
+        self.id = f"{self.name}:{model_fingerprint(self.folder, (tok_path, SETTINGS))}"
         self._dim: int | None = None
 
     @property
@@ -127,21 +126,6 @@ def _load_tokenizer(path: Path, settings: TextSettings):
     tok.enable_padding(length=n, pad_id=pad_id, pad_token=pad or "[PAD]")
     tok.enable_truncation(max_length=n)  # the post-processor's BOS/EOT are kept: tokenizers reserves room for them
     return tok
-
-
-def _fingerprint(folder: Path, tok_path: Path) -> str:
-    h = hashlib.blake2b(digest_size=12)
-    model = folder / "model.onnx"
-    size = model.stat().st_size
-    h.update(str(size).encode())
-    with model.open("rb") as f:
-        h.update(f.read(1 << 20))
-        f.seek(max(0, size - (1 << 20)))
-        h.update(f.read())
-    h.update(tok_path.read_bytes())
-    if (folder / SETTINGS).is_file():
-        h.update((folder / SETTINGS).read_bytes())
-    return h.hexdigest()
 
 
 # pairing with a library ---------------------------------------------------------------------------------------
