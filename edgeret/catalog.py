@@ -228,6 +228,13 @@ class Catalog:
         row = self.db.execute("SELECT vector FROM images WHERE id=? AND vector IS NOT NULL", (key,)).fetchone()
         return _unblob(row[0]) if row else None
 
+    def details(self) -> dict[int, tuple]:
+        """id -> (path, size, mtime_ns, width, height, hash) of every encoded photo."""
+        cur = self.db.execute(
+            "SELECT id, path, size, mtime_ns, width, height, hash FROM images WHERE status='ok' AND vector IS NOT NULL"
+        )
+        return {row[0]: row[1:] for row in cur}
+
     def id_for_path(self, path: str) -> int | None:
         row = self.db.execute("SELECT id FROM images WHERE path=?", (path,)).fetchone()
         return row[0] if row else None

@@ -296,14 +296,8 @@ def _pixel_size(path: str, fallback: tuple[int, int]) -> tuple[int, int]:
 
 
 def _details(library) -> dict[int, tuple]:
-    """key -> (path, size, mtime_ns, width, height, hash), read-only from the catalog.
-
-    Stopgap until the catalog offers this (see the report): Catalog.details(ids) would replace the SQL.
-    """
-    cur = library.catalog.db.execute(
-        "SELECT id, path, size, mtime_ns, width, height, hash FROM images WHERE status='ok' AND vector IS NOT NULL"
-    )
-    return {row[0]: row[1:] for row in cur}
+    """key -> (path, size, mtime_ns, width, height, hash) from the catalog."""
+    return library.catalog.details()
 
 
 def _same_hash(details: dict[int, tuple], keys: np.ndarray) -> list[list[int]]:

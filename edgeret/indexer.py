@@ -70,9 +70,8 @@ class _Result:
     reason: str | None = None
 
 
-def plan(catalog: Catalog, roots: list[Path], cancel=None) -> tuple[list[_Job], set[str], int]:
-    """Compare the folders with the catalog: (jobs to (re)process, catalog paths no longer found, unchanged count)."""
-    known = catalog.rows()
+def plan(known: dict, roots: list[Path], cancel=None) -> tuple[list[_Job], set[str], int]:
+    """Compare the folders with the catalog rows: (jobs to (re)process, paths no longer found, unchanged count)."""
     jobs, seen, unchanged = [], set(), 0
     for path in scan(roots, cancel=cancel):
         p = str(path)
@@ -105,13 +104,14 @@ def run(
     """Index `roots` into `catalog`; returns what changed. Cancelling keeps what was committed."""
     t0 = time.perf_counter()
     cancel = cancel or (lambda: False)
-    jobs, gone, unchanged = plan(catalog, roots, cancel)
+    known = catalog.rows()
+    jobs, gone, unchanged = plan(known, roots, cancel)
     report = IndexReport(unchanged=unchanged, missing_roots=[str(r) for r in roots if not r.exists()])
     if cancel():
         report.cancelled = True
         return report
     known_hashes = catalog.hashes()
-    gone_by_hash = _gone_by_hash(catalog, gone)
+    gone_by_hash = {known[p].hash: p for p in sorted(gone) if known[p].hash and known[p].status == "ok"}
     pre = encoder.preprocess
 
     def work(job: _Job) -> _Result:
@@ -133,11 +133,6 @@ def run(
         report.removed = catalog.delete_paths(sorted(gone))
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _gone_by_hash(catalog: Catalog, gone: set[str]) -> dict[str, str]:
-    rows = catalog.rows()
-    return {rows[p].hash: p for p in sorted(gone) if rows[p].hash and rows[p].status == "ok"}
 
 
 def _decode_job(job: _Job, pre, known_hashes: set[str]) -> _Result:

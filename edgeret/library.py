@@ -182,7 +182,7 @@ class Library:
     # status ---------------------------------------------------------------------------------------------------
     def status(self) -> dict:
         counts = self.catalog.counts()
-        index = self.refresh_index()
+        n = self.catalog.vector_count()
         return {
             "library": str(self.path),
             "roots": [str(r) for r in self.roots()],
@@ -192,7 +192,9 @@ class Library:
             "failures": [{"path": p, "reason": r} for p, r in self.catalog.failures()],
             "encoder": self.encoder_spec,
             "encoder_id": self.catalog.get_meta("encoder_id"),
-            "index": {"kind": index.kind, "size": len(index), "bytes_on_disk": _disk_size(self.path)},
+            # said without opening the index: building an HNSW graph just to report on it could take minutes
+            "index": {"kind": "exact" if n < self.exact_below else "hnsw", "size": n,
+                      "bytes_on_disk": _disk_size(self.path)},
         }
 
 
