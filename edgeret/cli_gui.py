@@ -14,16 +14,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--library", type=Path, help="library folder (default: user data dir; env EDGERET_LIBRARY)")
     p.add_argument("--encoder", help="encoder for a new library: a registry name or a model folder")
     p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.add_argument("--text-encoder", help="text tower for text search (default: the one pairing the library)")
     p.set_defaults(func=cmd_gui)
     return p
 
 
 def gui_argv(args) -> list[str]:
     argv = []
-    for name in ("library", "encoder", "threads"):
+    for name in ("library", "encoder", "threads", "text_encoder"):
         value = getattr(args, name, None)
         if value is not None:
-            argv += [f"--{name}", str(value)]
+            argv += [f"--{name.replace('_', '-')}", str(value)]
     return argv
 
 

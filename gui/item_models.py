@@ -1,4 +1,5 @@
-"""Item models behind the two grids: library photos and query results (rank, scores, live re-ordering)."""
+"""Item models behind the grids: library photos, query results (rank, scores, live re-ordering) and the members of
+one duplicate group."""
 
 from __future__ import annotations
 
@@ -147,3 +148,33 @@ class ResultListModel(PhotoListModel):
             p = f"P(same) {r.p_same:.2f}"
         return [f"#{row + 1}{move}  {Path(r.path).name}", f"first stage {r.first_stage:.3f}", p,
                 f"final {r.final:.3f}"]
+
+
+class GroupMembersModel(PhotoListModel):
+    """The members of one duplicate group (edgeret.duplicates.Member), the original first and marked."""
+
+    def __init__(self, loader: ThumbLoader, parent=None):
+        super().__init__(loader, parent=parent)
+        self._members: list = []
+
+    def set_members(self, members: list) -> None:
+        self._members = list(members)
+        self.set_photos([(m.key, m.path) for m in members])
+
+    def member(self, row: int):
+        return self._members[row]
+
+    def lines(self, row: int) -> list[str]:
+        m = self._members[row]
+        mark = "★ original" if m.original else f"copy · cos {m.similarity:.3f}"
+        return [f"{mark}  {Path(m.path).name}", f"{m.width}×{m.height} · {_size(m.size)}"]
+
+
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{int(n)} B"
+    for unit in ("KB", "MB", "GB"):
+        n /= 1024
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")

@@ -28,6 +28,7 @@ from edgeret.library import Library
 from edgeret.thumbnails import ThumbnailCache
 
 from . import desktop
+from .duplicates_view import DuplicatesView
 from .grid import PhotoGrid
 from .item_models import PhotoListModel, ResultListModel
 from .panels import IndexPanel, ModelPanel, SettingsPanel
@@ -56,7 +57,7 @@ def _remove_root(path: Path, root: str) -> int:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings, thumbnails: ThumbnailCache | None = None):
+    def __init__(self, settings: Settings, thumbnails: ThumbnailCache | None = None, text_encoder: str | None = None):
         super().__init__()
         self.setWindowTitle("edgeret")
         self.setAcceptDrops(True)
@@ -70,13 +71,13 @@ class MainWindow(QMainWindow):
         self.gen = 0  # the query whose results are shown
         self.last_query: dict | None = None
         self.pending_roots: list[str] | None = None  # indexing waiting for the encoder to be installed
-        self._build(settings)
+        self._build(settings, text_encoder)
         self._wire()
         self.query.start()
         self.refresh_library()
 
     # --- layout ------------------------------------------------------------------------------------------------
-    def _build(self, settings: Settings) -> None:
+    def _build(self, settings: Settings, text_encoder: str | None = None) -> None:
         self.roots = QListWidget()
         self.roots.setMaximumHeight(110)
         self.add_folder_button = QPushButton("Add folder…")
@@ -91,7 +92,7 @@ class MainWindow(QMainWindow):
         fl.addWidget(self.roots)
         fl.addLayout(row)
         self.index_panel = IndexPanel()
-        self.settings_panel = SettingsPanel(settings.threads, settings.encoder)
+        self.settings_panel = SettingsPanel(settings.threads, settings.encoder, text_encoder)
         side = QWidget()
         sl = QVBoxLayout(side)
         for w in (folders, self.index_panel, self.settings_panel):
@@ -123,6 +124,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.library_tab_index = self.tabs.addTab(lib_tab, "Library")
         self.results_tab_index = self.tabs.addTab(res_tab, "Results")
+        self.duplicates = DuplicatesView(self.library_path, self.thumbs)
+        self.duplicates_tab_index = self.tabs.addTab(self.duplicates, "Duplicates")
         self.model_panel = ModelPanel()
         main = QWidget()
         ml = QVBoxLayout(main)
@@ -159,9 +162,10 @@ class MainWindow(QMainWindow):
         self.index_panel.cancel_clicked.connect(self._cancel_index)
         self.query_pane.path_chosen.connect(self.query_path)
         self.query_pane.data_given.connect(self.query_data)
+        self.query_pane.text_entered.connect(self.query_text)
         self.query_pane.paste_clicked.connect(self.paste)
         self.query_pane.stop_clicked.connect(self.stop)
-        for grid in (self.library_grid, self.results_grid):
+        for grid in (self.library_grid, self.results_grid, self.duplicates.grid):
             grid.find_requested.connect(self.query_photo)
             grid.open_requested.connect(desktop.open_path)
             grid.reveal_requested.connect(desktop.reveal)
@@ -282,11 +286,16 @@ class MainWindow(QMainWindow):
     def query_photo(self, key: int, path: str) -> None:
         self._submit(source=path, path=path, key=key)
 
+    def query_text(self, text: str) -> None:
+        self._submit(source=f"“{text}”", text=text)
+
     def _submit(self, source: str, **job) -> None:
         self.last_query = {"source": source, **job}
         self.gen = self.query.submit(self.settings_panel.settings(), **job)
         self.result_model.clear()
         self.query_pane.started(source)
+        if job.get("text") is not None:
+            self.query_pane.show_text_query()
         self.tabs.setCurrentIndex(self.results_tab_index)
 
     def paste(self) -> None:
@@ -331,6 +340,7 @@ class MainWindow(QMainWindow):
     def _query_failed(self, gen: int, message: str) -> None:
         if gen == self.gen:
             self.query_pane.finished(f"error: {message}")
+            self.statusBar().showMessage(message)
 
     # --- misc --------------------------------------------------------------------------------------------------
     def copy_path(self, path: str) -> None:
@@ -356,6 +366,7 @@ class MainWindow(QMainWindow):
             self.index_worker.cancel()
             self.index_worker.wait(30_000)
         self.model_panel.shutdown()
+        self.duplicates.shutdown()
         self.query.shutdown()
         self.thumbs.shutdown()
         self.tasks.wait()

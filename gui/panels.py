@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QProgressBar,
     QPushButton,
@@ -137,7 +138,7 @@ class SettingsPanel(QGroupBox):
 
     changed = Signal()
 
-    def __init__(self, threads: int, encoder: str | None = None, parent=None):
+    def __init__(self, threads: int, encoder: str | None = None, text_encoder: str | None = None, parent=None):
         super().__init__("Search", parent)
         self.encoder = encoder
         self.k = QSpinBox()
@@ -157,6 +158,9 @@ class SettingsPanel(QGroupBox):
         self.model = QComboBox()
         self.custom = QPushButton("GGUF files…")
         self.custom.setToolTip("Use a GGUF text model and its mmproj from disk")
+        self.text_encoder = QLineEdit(text_encoder or "")
+        self.text_encoder.setPlaceholderText("the one pairing the library")
+        self.text_encoder.setToolTip("Text tower for text search: a registry name or a model folder")
         self.threads = QSpinBox()
         self.threads.setRange(1, 256)
         self.threads.setValue(threads)
@@ -169,12 +173,13 @@ class SettingsPanel(QGroupBox):
         form.addRow(self.rerank)
         form.addRow("Re-ranker", self.kind)
         form.addRow("Model", row)
+        form.addRow("Text encoder", self.text_encoder)
         form.addRow("Threads", self.threads)
         self.refresh_models()
         self.custom.clicked.connect(self._choose_files)
         self.kind.currentIndexChanged.connect(self._kind_changed)
         for sig in (self.k.valueChanged, self.lam.valueChanged, self.rerank.toggled, self.kind.currentIndexChanged,
-                    self.model.currentIndexChanged, self.threads.valueChanged):
+                    self.model.currentIndexChanged, self.threads.valueChanged, self.text_encoder.editingFinished):
             sig.connect(self.changed)
 
     def _kind_changed(self, _index: int) -> None:
@@ -224,7 +229,8 @@ class SettingsPanel(QGroupBox):
             model = data[1]
         return QuerySettings(k=self.k.value(), lam=self.lam.value(), rerank=self.rerank.isChecked(),
                              reranker=self.kind.currentData(), model=model, vlm=vlm, mmproj=mmproj,
-                             threads=self.threads.value(), encoder=self.encoder)
+                             threads=self.threads.value(), encoder=self.encoder,
+                             text_encoder=self.text_encoder.text().strip() or None)
 
 
 class ModelPanel(QFrame):

@@ -1,4 +1,5 @@
-"""The query: shown image, drop / paste / choose, and the live re-ranking progress with a Stop button."""
+"""The query: shown image, drop / paste / choose, a text box ("Describe what to find…"), and the live re-ranking
+progress with a Stop button."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QIODevice, QMimeData, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+DROP_HINT = "Drop a photo here,\npaste one (Ctrl+V)\nor choose a file (Ctrl+O)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.heic *.heif *.avif *.tif *.tiff *.bmp *.gif);;All files (*)"
 
 
@@ -34,21 +45,27 @@ def query_from_mime(mime: QMimeData | None) -> tuple[str, str | bytes] | None:
 
 
 class QueryPane(QWidget):
-    """Emits path_chosen / data_given; the window decides what to run."""
+    """Emits path_chosen / data_given / text_entered; the window decides what to run."""
 
     path_chosen = Signal(str)
     data_given = Signal(bytes)
+    text_entered = Signal(str)  # Enter in the text box (never empty)
     stop_clicked = Signal()
     paste_clicked = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.image = QLabel("Drop a photo here,\npaste one (Ctrl+V)\nor choose a file (Ctrl+O)")
+        self.image = QLabel(DROP_HINT)
         self.image.setObjectName("queryImage")
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setFixedSize(220, 165)
         self.image.setFrameShape(QLabel.Shape.StyledPanel)
+        self.text = QLineEdit()
+        self.text.setObjectName("textQuery")
+        self.text.setPlaceholderText("Describe what to find…")
+        self.text.setClearButtonEnabled(True)
+        self.text.setToolTip("Search the library by a description (needs a paired text encoder); Enter runs")
         self.source = QLabel("")
         self.source.setWordWrap(True)
         self.status = QLabel("")
@@ -65,6 +82,7 @@ class QueryPane(QWidget):
             buttons.addWidget(b)
         buttons.addStretch()
         right = QVBoxLayout()
+        right.addWidget(self.text)
         right.addWidget(self.source)
         right.addLayout(buttons)
         right.addWidget(self.bar)
@@ -76,6 +94,12 @@ class QueryPane(QWidget):
         self.choose.clicked.connect(self.choose_file)
         self.paste.clicked.connect(self.paste_clicked)
         self.stop.clicked.connect(self.stop_clicked)
+        self.text.returnPressed.connect(self._text_entered)
+
+    def _text_entered(self) -> None:
+        text = " ".join(self.text.text().split())
+        if text:
+            self.text_entered.emit(text)
 
     def choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Query photo", "", IMAGE_FILTER)
@@ -104,6 +128,11 @@ class QueryPane(QWidget):
         self.status.setText("searching…")
         self.bar.hide()
         self.stop.setEnabled(True)
+
+    def show_text_query(self) -> None:
+        """A text query has no image: the drop hint comes back."""
+        self.image.clear()
+        self.image.setText(DROP_HINT)
 
     def show_image(self, image: QImage) -> None:
         pm = QPixmap.fromImage(image).scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio,

@@ -21,9 +21,9 @@ from PySide6.QtGui import QImage
 from edgeret import models
 from edgeret.config import DEFAULT_ENCODER
 from edgeret.decode import decode, decode_bytes
-from edgeret.errors import EdgeretError, LibraryError, ModelMissing
+from edgeret.errors import Cancelled, EdgeretError, LibraryError, ModelMissing
 from edgeret.library import Library
-from edgeret.query import run_query
+from edgeret.query import first_stage, run_query
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class QuerySettings:
     mmproj: str | None = None
     threads: int = 2
     encoder: str | None = None  # None: the library's own
+    text_encoder: str | None = None  # text tower (folder or registry name); None: the one pairing the library
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class QueryJob:
     path: str | None = None  # a photo file
     data: bytes | None = None  # a pasted or dropped image
     key: int | None = None  # a library photo: its stored vector is the query
+    text: str | None = None  # a description: ranked by text-image cosine, first stage only
 
 
 class QueryWorker(QThread):
@@ -132,11 +134,12 @@ class QueryWorker(QThread):
         self._lib: Library | None = None
         self._encoder = self._encoder_key = None
         self._reranker = self._reranker_key = None
+        self._text_encoder = self._text_encoder_key = None
 
     def submit(self, settings: QuerySettings, *, path: str | None = None, data: bytes | None = None,
-               key: int | None = None) -> int:
+               key: int | None = None, text: str | None = None) -> int:
         self._gen += 1
-        self._jobs.put(QueryJob(self._gen, settings, path, data, key))
+        self._jobs.put(QueryJob(self._gen, settings, path, data, key, text))
         return self._gen
 
     def stop(self) -> None:
@@ -207,7 +210,36 @@ class QueryWorker(QThread):
             self._reranker.close()
         self._reranker = self._reranker_key = None
 
+    def _load_text_encoder(self, lib: Library, s: QuerySettings, gen: int):
+        from edgeret.text import load_text_encoder
+
+        key = (s.text_encoder, s.threads)
+        if self._text_encoder_key != key:
+            self._text_encoder = self._text_encoder_key = None
+            self.status.emit(gen, "loading the text encoder…")
+            self._text_encoder = load_text_encoder(lib, s.text_encoder, s.threads)
+            self._text_encoder_key = key
+        return self._text_encoder
+
+    def _run_text(self, job: QueryJob) -> None:
+        """A text query: first-stage results only (nothing to show a re-ranker as the query image)."""
+        from edgeret.text import search_text
+
+        s, gen = job.settings, job.gen
+        lib = self._library()
+        encoder = self._load_text_encoder(lib, s, gen)
+        self.status.emit(gen, "searching…")
+        hits = search_text(lib, encoder, job.text, s.k)
+        if gen != self._gen:
+            self.finished_query.emit(gen, "stopped")
+            return
+        self.results.emit(gen, first_stage(hits), 0, 0)
+        self.finished_query.emit(gen, "first stage")
+
     def _run(self, job: QueryJob) -> None:
+        if job.text is not None:
+            self._run_text(job)
+            return
         s, gen = job.settings, job.gen
         lib = self._library()
         encoder = self._load_encoder(lib, s)
@@ -246,6 +278,53 @@ def open_reranker(lib: Library, s: QuerySettings):
     if s.reranker == "sv":  # classical spatial verification: no model files
         return factory("sv", library=lib)
     return factory(s.reranker, library=lib, threads=s.threads, model=s.model, vlm=s.vlm, mmproj=s.mmproj)
+
+
+# ------------------------------------------------------------------------------------------------------ duplicates
+
+
+class DuplicatesWorker(QThread):
+    """Finds near-duplicate groups (edgeret.duplicates.find_duplicates) on its own library reader; nothing is moved
+    or deleted. Cancel is cooperative: the k-NN stops between chunks."""
+
+    progress = Signal(int, int, str)  # done, total, stage
+    found = Signal(object)  # list[edgeret.duplicates.Group], the original first in each
+    failed = Signal(str)
+
+    def __init__(self, library: Path, threshold: float, k: int, parent=None):
+        super().__init__(parent)
+        self.library, self.threshold, self.k = library, threshold, k
+        self._cancel = threading.Event()
+        self._last_emit = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _progress(self, done: int, total: int, stage: str) -> None:
+        now = time.monotonic()
+        if done == total or now - self._last_emit > 0.05:
+            self._last_emit = now
+            self.progress.emit(done, total, stage)
+
+    def run(self) -> None:
+        from edgeret.duplicates import find_duplicates
+
+        try:
+            try:
+                lib = Library(self.library)
+            except LibraryError:
+                raise LibraryError("the library is empty: add a photo folder first") from None
+            with lib:
+                groups = find_duplicates(lib, threshold=self.threshold, k=self.k, progress=self._progress,
+                                         cancel=self._cancel.is_set)
+            self.found.emit(groups)
+        except Cancelled:
+            self.failed.emit("cancelled")
+        except EdgeretError as e:
+            self.failed.emit(str(e))
+        except Exception as e:
+            log.exception("finding duplicates failed")
+            self.failed.emit(f"finding duplicates failed: {type(e).__name__}: {e}")
 
 
 # -------------------------------------------------------------------------------------------------- model installs
