@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(library=args.library, encoder=args.encoder, threads=args.threads)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "edgeret"])
     app.setApplicationName("edgeret")
-    window = MainWindow(settings, text_encoder=args.text_encoder)
+    window = MainWindow(settings, text_encoder=args.text_encoder, watch=True)
     window.show()
     return app.exec()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QGroupBox,
@@ -56,8 +57,16 @@ def _remove_root(path: Path, root: str) -> int:
         return lib.remove_root(root)
 
 
+class _WatchBridge(QObject):
+    """Carries the watcher's callbacks (on its own thread) to the UI thread."""
+
+    batch = Signal(int, int)  # file-system events, photos indexed
+    error = Signal(str)
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings, thumbnails: ThumbnailCache | None = None, text_encoder: str | None = None):
+    def __init__(self, settings: Settings, thumbnails: ThumbnailCache | None = None, text_encoder: str | None = None,
+                 watch: bool = False):
         super().__init__()
         self.setWindowTitle("edgeret")
         self.setAcceptDrops(True)
@@ -71,10 +80,14 @@ class MainWindow(QMainWindow):
         self.gen = 0  # the query whose results are shown
         self.last_query: dict | None = None
         self.pending_roots: list[str] | None = None  # indexing waiting for the encoder to be installed
+        self.settings = settings
+        self.watcher = None
+        self.watch_bridge = _WatchBridge(self)
         self._build(settings, text_encoder)
         self._wire()
         self.query.start()
         self.refresh_library()
+        self.watch_box.setChecked(watch)
 
     # --- layout ------------------------------------------------------------------------------------------------
     def _build(self, settings: Settings, text_encoder: str | None = None) -> None:
@@ -91,6 +104,8 @@ class MainWindow(QMainWindow):
         fl = QVBoxLayout(folders)
         fl.addWidget(self.roots)
         fl.addLayout(row)
+        self.watch_box = QCheckBox("Keep in step with the folders (watch for changes)")
+        fl.addWidget(self.watch_box)
         self.index_panel = IndexPanel()
         self.settings_panel = SettingsPanel(settings.threads, settings.encoder, text_encoder)
         side = QWidget()
@@ -178,6 +193,35 @@ class MainWindow(QMainWindow):
         self.query.model_missing.connect(self.model_panel.show_missing)
         self.query.notice.connect(self._query_notice)
         self.model_panel.installed.connect(self._model_installed)
+        self.watch_box.toggled.connect(self.set_watching)
+        self.watch_bridge.batch.connect(self._watch_batch)
+        self.watch_bridge.error.connect(self._error)
+
+    # --- watching ----------------------------------------------------------------------------------------------
+    def set_watching(self, on: bool) -> None:
+        """Follow file-system changes in the library's folders (edgeret.watch), or stop following them.
+
+        Not while the app's own indexing runs, and not before the library exists: then it starts after the run.
+        """
+        self._stop_watcher()
+        if on and not self.index_running() and (self.library_path / "catalog.sqlite").is_file():
+            from edgeret.watch import Watcher
+
+            bridge = self.watch_bridge
+            self.watcher = Watcher(
+                self.library_path, encoder_spec=self.settings.encoder, threads=self.settings.threads,
+                on_batch=lambda b: bridge.batch.emit(b.events, int(b.report.get("indexed", 0))),
+                on_error=lambda e: bridge.error.emit(f"watching: {e}"),
+            ).start()
+
+    def _stop_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def _watch_batch(self, events: int, indexed: int) -> None:
+        self.statusBar().showMessage(f"folders changed ({events} events): {indexed} photos indexed", 5000)
+        self.refresh_library()
 
     # --- library -----------------------------------------------------------------------------------------------
     def refresh_library(self) -> None:
@@ -224,6 +268,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("already indexing; wait or cancel first")
             return
         s = self.settings_panel.settings()
+        self._stop_watcher()  # one writer at a time: the watcher resumes, following any new folder, after the run
         w = self.index_worker = IndexWorker(self.library_path, roots, s.encoder, s.threads, parent=self)
         w.progress.connect(self.index_panel.on_progress)
         w.report.connect(self._index_report)
@@ -253,6 +298,7 @@ class MainWindow(QMainWindow):
         if self.index_worker is not None:
             self.index_worker.deleteLater()
         self.index_worker = None
+        self.set_watching(self.watch_box.isChecked())
 
     def _index_report(self, report) -> None:
         state = "cancelled" if report.cancelled else "done"
@@ -362,6 +408,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop every worker cleanly (the re-ranker is closed on its own thread)."""
+        self._stop_watcher()
         if self.index_running():
             self.index_worker.cancel()
             self.index_worker.wait(30_000)
