@@ -118,12 +118,11 @@ class Catalog:
         cur = self.db.execute("SELECT id, path, size, mtime_ns, hash, status, reason FROM images")
         return {r[1]: Row(*r) for r in cur}
 
-    def write_batch(self, ok: list[tuple], failed: list[tuple], touched: list[tuple], moved: list[tuple]) -> None:
+    def write_batch(self, ok: list[tuple], failed: list[tuple], moved: list[tuple] = ()) -> None:
         """Apply one batch of indexing results in a single transaction.
 
         ok: (path, size, mtime_ns, hash, width, height, vector); failed: (path, size, mtime_ns, reason);
-        touched: (path, size, mtime_ns) for files whose content did not change; moved: (old_path, new_path,
-        size, mtime_ns) for files found again under a new name.
+        moved: (old_path, new_path, size, mtime_ns) for files found again under a new name.
         """
         now = time.time()
         version = self.vectors_version() + 1
@@ -131,9 +130,6 @@ class Catalog:
             self.db.executemany(
                 "UPDATE images SET path=?, size=?, mtime_ns=? WHERE path=?",
                 [(new, size, mtime, old) for old, new, size, mtime in moved],
-            )
-            self.db.executemany(
-                "UPDATE images SET size=?, mtime_ns=? WHERE path=?", [(s, m, p) for p, s, m in touched]
             )
             self.db.executemany(
                 """INSERT INTO images(path, size, mtime_ns, hash, status, width, height, vector, vec_version,

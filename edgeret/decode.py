@@ -81,6 +81,16 @@ def decode(path: Path | str, min_side: int | None = None, max_pixels: int = MAX_
         raise _as_decode_error(e) from None
 
 
+class PhotoLoader:
+    """A deferred decode of one library photo that names it (key, path), so re-rankers can store or cache by it."""
+
+    def __init__(self, key: int, path: str, min_side: int | None = None):
+        self.key, self.path, self.min_side = key, path, min_side
+
+    def __call__(self) -> Image.Image:
+        return decode(self.path, min_side=self.min_side)
+
+
 def decode_bytes(data: bytes, min_side: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Like decode() for an in-memory image (a pasted or dropped picture)."""
     if sniff(data[:32]) is None:

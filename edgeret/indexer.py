@@ -178,7 +178,7 @@ def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str]
             else:
                 v, w, h = catalog.vector_by_hash(r.hash)
                 ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, w, h, v))
-    catalog.write_batch(ok, failed, [], moved)
+    catalog.write_batch(ok, failed, moved)
     report.indexed += len(ok)
 
 

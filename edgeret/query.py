@@ -13,7 +13,6 @@ from typing import Protocol
 
 from PIL import Image
 
-from .decode import decode
 from .library import Hit
 from .rerank.fusion import rank
 
@@ -60,11 +59,6 @@ class Result:
 
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
-
-
-def loader(path: str, min_side: int | None = None) -> Callable[[], Image.Image]:
-    """A deferred decode of a library photo (decoded on the re-ranker's thread, only if needed)."""
-    return lambda: decode(path, min_side=min_side)
 
 
 def first_stage(hits: Sequence[Hit]) -> list[Result]:

@@ -12,25 +12,12 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from PIL import Image
-
+from .decode import PhotoLoader
 from .errors import UsageError
 from .library import Hit, Library
 
 # The MLLM resizes to its own tiles (512 px for SmolVLM): decoding more pixels than that is wasted work.
 MLLM_DECODE_SIDE = 512
-
-
-class KeyedLoader:
-    """A deferred decode of one library photo that remembers which photo it is."""
-
-    def __init__(self, key: int, path: str, min_side: int | None = MLLM_DECODE_SIDE):
-        self.key, self.path, self.min_side = key, path, min_side
-
-    def __call__(self) -> Image.Image:
-        from .decode import decode
-
-        return decode(self.path, min_side=self.min_side)
 
 
 class MllmPairReranker:
@@ -42,11 +29,11 @@ class MllmPairReranker:
         self.mllm, self.store = mllm, store
 
     def candidates(self, hits: Sequence[Hit]) -> list:
-        return [self.store.get(h.key) or KeyedLoader(h.key, h.path) for h in hits]
+        return [self.store.get(h.key) or PhotoLoader(h.key, h.path, MLLM_DECODE_SIDE) for h in hits]
 
     def score(self, query, candidates, cancel=None, on_encoded=None) -> Iterator[tuple[int, float]]:
         def keep(i: int, tokens) -> None:
-            if isinstance(candidates[i], KeyedLoader):
+            if isinstance(candidates[i], PhotoLoader):
                 self.store.put(candidates[i].key, tokens)
             if on_encoded is not None:
                 on_encoded(i, tokens)

@@ -6,6 +6,8 @@ always cooperative and never kills a thread.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -34,6 +36,18 @@ def to_qimage(image: Image.Image, max_side: int = 512) -> QImage:
     im.thumbnail((max_side, max_side))
     data = im.tobytes()
     return QImage(data, im.width, im.height, 3 * im.width, QImage.Format.Format_RGB888).copy()  # copy owns the bytes
+
+
+@contextlib.contextmanager
+def failures_to(emit: Callable[[str], None], what: str):
+    """Show an exception raised on a background thread to the user through `emit`, rather than losing it."""
+    try:
+        yield
+    except EdgeretError as e:
+        emit(str(e))
+    except Exception as e:
+        log.exception("%s failed", what)
+        emit(f"{what} failed: {type(e).__name__}: {e}")
 
 
 # ------------------------------------------------------------------------------------------------------ indexing
@@ -69,7 +83,7 @@ class IndexWorker(QThread):
             time.sleep(0.05)
 
     def run(self) -> None:
-        try:
+        with failures_to(self.failed.emit, "indexing"):
             with Library(self.library, writable=True) as lib:
                 spec = self.encoder or lib.encoder_spec
                 try:
@@ -79,11 +93,6 @@ class IndexWorker(QThread):
                     self.model_missing.emit("encoder", spec or DEFAULT_ENCODER, str(e))
                     return
             self.report.emit(result)
-        except EdgeretError as e:
-            self.failed.emit(str(e))
-        except Exception as e:  # shown to the user rather than lost on a background thread
-            log.exception("indexing failed")
-            self.failed.emit(f"indexing failed: {type(e).__name__}: {e}")
 
 
 # ------------------------------------------------------------------------------------------------------- queries
@@ -156,13 +165,8 @@ class QueryWorker(QThread):
             while (job := self._jobs.get()) is not None:
                 if job.gen != self._gen:
                     continue  # superseded before it started
-                try:
+                with failures_to(functools.partial(self.failed.emit, job.gen), "query"):
                     self._run(job)
-                except EdgeretError as e:
-                    self.failed.emit(job.gen, str(e))
-                except Exception as e:
-                    log.exception("query failed")
-                    self.failed.emit(job.gen, f"query failed: {type(e).__name__}: {e}")
         finally:
             self._close_reranker()
             if self._lib is not None:
@@ -309,22 +313,19 @@ class DuplicatesWorker(QThread):
     def run(self) -> None:
         from edgeret.duplicates import find_duplicates
 
-        try:
+        with failures_to(self.failed.emit, "finding duplicates"):
             try:
                 lib = Library(self.library)
             except LibraryError:
                 raise LibraryError("the library is empty: add a photo folder first") from None
             with lib:
-                groups = find_duplicates(lib, threshold=self.threshold, k=self.k, progress=self._progress,
-                                         cancel=self._cancel.is_set)
+                try:
+                    groups = find_duplicates(lib, threshold=self.threshold, k=self.k, progress=self._progress,
+                                             cancel=self._cancel.is_set)
+                except Cancelled:
+                    self.failed.emit("cancelled")
+                    return
             self.found.emit(groups)
-        except Cancelled:
-            self.failed.emit("cancelled")
-        except EdgeretError as e:
-            self.failed.emit(str(e))
-        except Exception as e:
-            log.exception("finding duplicates failed")
-            self.failed.emit(f"finding duplicates failed: {type(e).__name__}: {e}")
 
 
 # -------------------------------------------------------------------------------------------------- model installs
@@ -349,17 +350,12 @@ class ModelWorker(QThread):
         self.progress.emit(p.done, p.total, p.file)
 
     def run(self) -> None:
-        try:
+        with failures_to(self.failed.emit, "install"):
             if self.path is not None:
                 folder = models.import_model(self.path, self.name, progress=self._progress, cancel=self._cancel.is_set)
             else:
                 folder = models.pull(self.name, progress=self._progress, cancel=self._cancel.is_set)
             self.installed.emit(Path(folder).name, str(folder))
-        except EdgeretError as e:
-            self.failed.emit(str(e))
-        except Exception as e:
-            log.exception("model install failed")
-            self.failed.emit(f"install failed: {type(e).__name__}: {e}")
 
 
 # ----------------------------------------------------------------------------------------------------- small tasks
@@ -376,15 +372,8 @@ class _Task(QRunnable):
         self.fn, self.signals = fn, signals
 
     def run(self) -> None:
-        try:
-            result = self.fn()
-        except EdgeretError as e:
-            self.signals.failed.emit(str(e))
-        except Exception as e:
-            log.exception("background task failed")
-            self.signals.failed.emit(f"{type(e).__name__}: {e}")
-        else:
-            self.signals.done.emit(result)
+        with failures_to(self.signals.failed.emit, "background task"):
+            self.signals.done.emit(self.fn())
 
 
 class Tasks(QObject):

@@ -53,7 +53,7 @@ def catalog_load_s(keys: np.ndarray, mat: np.ndarray) -> float:
         cat = Catalog(Path(tmp) / "c.sqlite")
         rows = [(f"/p/{k}.jpg", 1, 1, f"h{k}", 1, 1, v) for k, v in zip(keys, mat, strict=True)]
         for i in range(0, len(rows), 10_000):
-            cat.write_batch(rows[i : i + 10_000], [], [], [])
+            cat.write_batch(rows[i : i + 10_000], [])
         t0 = time.perf_counter()
         cat.vectors()
         out = time.perf_counter() - t0

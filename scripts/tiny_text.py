@@ -157,6 +157,21 @@ def _preprocess() -> dict:
     }
 
 
+PHOTO_COLOURS = list(COLOURS)
+
+
+def write_colour_photos(folder: Path, seed: int = 0) -> Path:
+    """Six mostly-one-colour PNGs (`<colour>.png`) that the image tower and the text tower agree on."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in PHOTO_COLOURS:
+        px = np.clip(np.array(COLOURS[name], np.float32) + rng.normal(0, 20, (96, 128, 3)), 0, 255)
+        Image.fromarray(px.astype(np.uint8)).save(folder / f"{name}.png")
+    return folder
+
+
 def write(out_dir: Path, output: str = "embedding", seed: int = 0) -> tuple[Path, Path]:
     """Write the image and text folders under `out_dir`; returns (image_folder, text_folder)."""
     out_dir = Path(out_dir)

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 import tiny_text  # noqa: E402
-from PIL import Image  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from test_gui import WAIT, close  # noqa: E402
 
@@ -22,7 +20,7 @@ from edgeret.library import Library  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 
-COLOURS = ["red", "green", "blue", "yellow", "white", "black"]
+COLOURS = tiny_text.PHOTO_COLOURS
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +32,7 @@ def towers(tmp_path_factory):
 def colour_library(tmp_path_factory, towers):
     """Six mostly-one-colour photos indexed with the image tower that pairs with the text tower (as test_text)."""
     base = tmp_path_factory.mktemp("colours")
-    (base / "photos").mkdir()
-    rng = np.random.default_rng(0)
-    for name in COLOURS:
-        px = np.clip(np.array(tiny_text.COLOURS[name], np.float32) + rng.normal(0, 20, (96, 128, 3)), 0, 255)
-        Image.fromarray(px.astype(np.uint8)).save(base / "photos" / f"{name}.png")
+    tiny_text.write_colour_photos(base / "photos")
     with Library(base / "lib", writable=True) as lib:
         lib.index([base / "photos"], encoder_spec=str(towers[0]), threads=1)
     return base / "lib"

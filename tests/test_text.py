@@ -6,13 +6,12 @@ import shutil
 import numpy as np
 import pytest
 import tiny_text
-from PIL import Image
 
 from edgeret.errors import EncoderMismatch, UsageError
 from edgeret.library import Library
 from edgeret.text import TextEncoder, check_pairing, load_text_encoder, search_text
 
-COLOURS = ["red", "green", "blue", "yellow", "white", "black"]
+COLOURS = tiny_text.PHOTO_COLOURS
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +28,7 @@ def text_enc(towers):
 def colour_library(tmp_path_factory, towers):
     """A library of six mostly-one-colour photos, indexed with the image tower that pairs with the text tower."""
     base = tmp_path_factory.mktemp("colours")
-    (base / "photos").mkdir()
-    rng = np.random.default_rng(0)
-    for name in COLOURS:
-        px = np.clip(np.array(tiny_text.COLOURS[name], np.float32) + rng.normal(0, 20, (96, 128, 3)), 0, 255)
-        Image.fromarray(px.astype(np.uint8)).save(base / "photos" / f"{name}.png")
+    tiny_text.write_colour_photos(base / "photos")
     lib = Library(base / "lib", writable=True)
     lib.index([base / "photos"], encoder_spec=str(towers[0]), threads=1)
     yield lib

@@ -565,30 +565,22 @@ class MllmReranker:
         """One embedding batch for text and image together (text rows looked up in token_embd)."""
         rows = [self._table.rows(p.tokens) if p.tokens is not None else p.embd for p in pieces if len(p)]
         embd = np.concatenate(rows) if len(rows) > 1 else rows[0]
-        v = self._emb_views
-        for start in range(0, len(embd), _N_BATCH):
-            part = embd[start:start + _N_BATCH]
-            n = len(part)
-            v["embd"][:n] = part
-            v["pos"][:n] = np.arange(n_past, n_past + n)
-            v["logits"][:n] = 0
-            v["logits"][n - 1] = 1 if start + n == len(embd) else 0
-            self._emb_batch.n_tokens = n
-            self._llama_decode(self._emb_batch)
-            n_past += n
-        return n_past
+        return self._decode_batched(self._emb_batch, self._emb_views, "embd", embd, n_past, logits_last=True)
 
     def _decode_tokens(self, tokens: np.ndarray, n_past: int, logits_last: bool) -> int:
-        v = self._tok_views
-        for start in range(0, len(tokens), _N_BATCH):
-            part = tokens[start:start + _N_BATCH]
+        return self._decode_batched(self._tok_batch, self._tok_views, "token", tokens, n_past, logits_last)
+
+    def _decode_batched(self, batch, views: dict, field: str, rows: np.ndarray, n_past: int, logits_last: bool) -> int:
+        """Decode `rows` (token ids or embeddings) in llama batches of at most _N_BATCH from position n_past."""
+        for start in range(0, len(rows), _N_BATCH):
+            part = rows[start:start + _N_BATCH]
             n = len(part)
-            v["token"][:n] = part
-            v["pos"][:n] = np.arange(n_past, n_past + n)
-            v["logits"][:n] = 0
-            v["logits"][n - 1] = 1 if logits_last and start + n == len(tokens) else 0
-            self._tok_batch.n_tokens = n
-            self._llama_decode(self._tok_batch)
+            views[field][:n] = part
+            views["pos"][:n] = np.arange(n_past, n_past + n)
+            views["logits"][:n] = 0
+            views["logits"][n - 1] = 1 if logits_last and start + n == len(rows) else 0
+            batch.n_tokens = n
+            self._llama_decode(batch)
             n_past += n
         return n_past
 

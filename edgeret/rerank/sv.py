@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgeret.decode import PhotoLoader
 from edgeret.errors import DecodeError, EdgeretError
 
 log = logging.getLogger(__name__)
@@ -61,17 +62,6 @@ class Features:
     desc: np.ndarray | None
 
 
-class _PathLoader:
-    """A deferred decode that also names its file, so features can be cached per path across queries."""
-
-    def __init__(self, path: str, load: Callable[[], Image.Image]):
-        self.path = path
-        self._load = load
-
-    def __call__(self) -> Image.Image:
-        return self._load()
-
-
 class SvReranker:
     """PairReranker: P(same object) from the number of geometrically verified local-feature matches."""
 
@@ -99,11 +89,9 @@ class SvReranker:
         """Drop the cached features (nothing native to free)."""
         self._cache.clear()
 
-    def candidates(self, hits) -> list[_PathLoader]:
-        from edgeret.query import loader  # deferred: query sits after the re-rankers in the pipeline
-
+    def candidates(self, hits) -> list[PhotoLoader]:
         # Draft-decode so the shorter side stays >= half of max_side: a 4:3 photo then lands near max_side.
-        return [_PathLoader(h.path, loader(h.path, min_side=self.max_side // 2)) for h in hits]
+        return [PhotoLoader(h.key, h.path, min_side=self.max_side // 2) for h in hits]
 
     def score(
         self,
