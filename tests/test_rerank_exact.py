@@ -94,6 +94,6 @@ def test_prompt_matches_the_stock_chat_handler(tiny_models):
     model, mmproj = tiny_models["mlp"]  # fixed-size projector: the stock handler has no image-token cap
     with MllmReranker(model, mmproj, threads=1) as r:
         fast = r.candidate_logits(QUERY, CANDIDATES[0])
-        question = r.prompt.question
-    _, stock = stock_path(model, mmproj, QUERY, [CANDIDATES[0]], question, threads=1, image_tokens=None)
+        prompt = r.prompt
+    _, stock = stock_path(model, mmproj, QUERY, [CANDIDATES[0]], prompt, threads=1, image_tokens=None)
     assert np.abs(stock[0] - fast).max() <= TOL

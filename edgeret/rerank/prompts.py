@@ -1,39 +1,33 @@
-"""The pair-judging questions: the paper's 0/1 "object" prompt and a Yes/No variant.
+"""The pair-judging prompts: the paper's 0/1 "object" question and a Yes/No variant.
 
-Kept short on purpose: the question follows the candidate image, so every token of it is decoded once per
-candidate (about 20 tokens here against 64-128 image tokens).
+A prompt has two texts. The instruction comes before the query image, so it is evaluated once per query with the
+query prefix and may say everything the model needs to know. The question follows the candidate image, so every token
+of it is decoded once per candidate: it is kept to a few words (with the chat template's tail and the image
+wrappers, about 20 text tokens against 128 image tokens).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+_INSTRUCTION = ("Two photos follow: a query, then a candidate. Decide whether they show the exact same object "
+                "instance, not just the same kind of object.")
+
 
 @dataclass(frozen=True)
 class PairPrompt:
-    """A question asked after the two images, and the answer words whose probabilities are compared."""
+    """Instruction (before both images), question (after them) and the answer words whose probabilities compare."""
 
     name: str
+    instruction: str
     question: str
     positive: str
     negative: str
 
 
 PROMPTS = {
-    "object01": PairPrompt(
-        "object01",
-        "Do these two images show the exact same object instance, not just the same kind of object? "
-        "Answer 1 for yes or 0 for no.",
-        "1",
-        "0",
-    ),
-    "yesno": PairPrompt(
-        "yesno",
-        "Do these two images show the exact same object instance, not just the same kind of object? "
-        "Answer Yes or No.",
-        "yes",
-        "no",
-    ),
+    "object01": PairPrompt("object01", _INSTRUCTION, "Same object instance? Answer 1 or 0.", "1", "0"),
+    "yesno": PairPrompt("yesno", _INSTRUCTION, "Same object instance? Answer Yes or No.", "yes", "no"),
 }
 
 
