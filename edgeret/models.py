@@ -738,6 +738,11 @@ def remove(name: str, *, registry: Mapping[str, ModelInfo] | None = None, root: 
     info = get(name, registry)
     root = root or models_dir()
     existed = info.folder(root).exists()
+    from edgeret.rerank.weights import COPIES
+
+    for gguf in info.folder(root).glob("*.gguf"):  # f32 copies made for the re-ranker go with their model
+        for copy in (root / COPIES).glob(f"{gguf.stem}-*.f32.gguf"):
+            copy.unlink(missing_ok=True)
     if existed:  # rename first so a half-deleted folder never looks installed
         trash = _new_staging(root, f"rm-{name}")
         info.folder(root).rename(trash / name)

@@ -27,6 +27,7 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("EDGERET_CONFIG", str(home / "config.toml"))
     monkeypatch.delenv("EDGERET_LIBRARY", raising=False)
     monkeypatch.delenv("EDGERET_ENCODER", raising=False)
+    monkeypatch.delenv("EDGERET_VLM_WEIGHTS", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from test_models_helpers import Hub, hub_path, registry_toml, sha256, tiny_gguf
 from edgeret import cli_models, models
 from edgeret.config import models_dir
 from edgeret.errors import ModelError, ModelMissing
+from edgeret.rerank.weights import COPIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,7 +216,13 @@ def test_cli_pull_list_verify_remove(tmp_path, reg, monkeypatch, capsys):
         (models_dir() / "vlm" / "mmproj.gguf").write_bytes(b"GGUF")
         assert run_cli("models", "verify", "--json") == ModelError.exit_code
         assert not json.loads(capsys.readouterr().out)[0]["ok"]
+        copies = models_dir() / COPIES  # f32 copies the re-ranker made of the model's GGUFs go with it
+        copies.mkdir()
+        made = [copies / f"{g.stem}-0123abcd.f32.gguf" for g in (models_dir() / "vlm").glob("*.gguf")]
+        for c in [*made, copies / "other-0123abcd.f32.gguf"]:
+            c.write_bytes(b"GGUF")
         assert run_cli("models", "remove", "vlm") == 0
+        assert made and not any(c.exists() for c in made) and (copies / "other-0123abcd.f32.gguf").exists()
     finally:
         hub.close()
 

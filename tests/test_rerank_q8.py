@@ -32,8 +32,8 @@ def test_q8_0_model_decodes_several_tokens(q8_pair):
         import numpy as np
         from rerank_fixtures import CANDIDATES, QUERY
         from edgeret.rerank.mllm import MllmReranker
-        with MllmReranker({str(model)!r}, {str(mmproj)!r}, threads=2) as r:
-            assert r.single_batch
+        with MllmReranker({str(model)!r}, {str(mmproj)!r}, threads=2, weights="as-is") as r:
+            assert r.single_batch and r.weights_path == r.model_path  # Q8_0 itself runs, not an f32 copy
             scores = [p for _, p in r.score(QUERY, [lambda c=c: c for c in CANDIDATES])]
             assert all(0 <= p <= 1 for p in scores), scores
             # the numpy Q8_0 dequantization of token_embd must match llama.cpp's own get_rows

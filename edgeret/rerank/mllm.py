@@ -30,6 +30,7 @@ from PIL import Image
 
 from edgeret.errors import DecodeError, EdgeretError, ModelError, ModelMissing
 from edgeret.rerank.prompts import get_prompt
+from edgeret.rerank.weights import policy_from_env, weights_for
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class MllmReranker:
 
     def __init__(self, model_path: str | os.PathLike, mmproj_path: str | os.PathLike, *, threads: int | None = None,
                  image_tokens: int | None = None, prompt: str = "object01", n_ctx: int | None = None,
-                 flash_attn: bool = False):
+                 flash_attn: bool = False, weights: str | None = None):
         self._llama, self._mtmd = _import_backend()
         self._model = self._ctx = self._mctx = None
         self._tok_batch = self._emb_batch = None
@@ -265,6 +266,7 @@ class MllmReranker:
         # Off by default: llama.cpp's CPU flash-attention kernel tiles by batch size, so a candidate decoded in one
         # batch would differ (~1e-4 in logits) from a piecewise evaluation; without it the fast path is bit-exact.
         self.flash_attn = flash_attn
+        self.weights_policy = weights or policy_from_env()
         text_info = _check_file(self.model_path, "re-ranker model")
         mm_info = _check_file(self.mmproj_path, "re-ranker mmproj")
         self.architecture, self.projector = self._check_pair(text_info, mm_info)
@@ -304,13 +306,16 @@ class MllmReranker:
 
     def _load(self, n_ctx: int | None) -> None:
         lc = self._llama
+        _, tensors = _gguf_index(self.model_path, set())
+        # The file llama.cpp runs (maybe an f32 copy, see weights.py); model_id stays that of the given file.
+        self.weights_path = weights_for(self.model_path, tensors, self.weights_policy, _fingerprint(self.model_path))
         lc.llama_backend_init()
         mp = lc.llama_model_default_params()
         mp.n_gpu_layers = 0
         # Q8_0 weights on AMX CPUs go to llama.cpp's extra (repacked) buffer type, whose multi-token decode dies
         # with SIGSEGV (upstream #20824); the plain CPU buffer is safe and the measured cost is small.
         mp.use_extra_bufts = False
-        self._model = lc.llama_model_load_from_file(str(self.model_path).encode(), mp)
+        self._model = lc.llama_model_load_from_file(str(self.weights_path).encode(), mp)
         if not self._model:
             raise RerankerError(f"llama.cpp could not load the re-ranker model {self.model_path}")
         if lc.llama_model_is_recurrent(self._model) or lc.llama_model_is_hybrid(self._model):
@@ -371,7 +376,7 @@ class MllmReranker:
         if self.architecture not in _PLAIN_EMBEDDING_ARCHS or self._mrope or self._non_causal:
             return None
         try:
-            return _TokenTable(self.model_path, self.n_embd)
+            return _TokenTable(self.weights_path, self.n_embd)
         except (NotImplementedError, ValueError) as e:
             log.info("per-piece decoding for %s (token table unavailable: %s)", self.model_path.name, e)
             return None
@@ -414,20 +419,20 @@ class MllmReranker:
         return text[:second], text[second:]
 
     def _chat_text(self) -> str:
-        """The user turn (query image, candidate image, question) through the GGUF's own chat template.
+        """The user turn (instruction, query image, candidate image, question) through the GGUF's chat template.
 
         Content parts are given the way llama-cpp-python's MTMDChatHandler gives them (images as marker text),
         so the prompt matches the stock handler's; models without a template get a plain User/Assistant form.
         """
-        m, q = self._marker, self.prompt.question
+        m, i, q = self._marker, self.prompt.instruction + "\n", self.prompt.question
         raw = self._llama.llama_model_chat_template(self._model, None)
         if raw:
             from jinja2.sandbox import ImmutableSandboxedEnvironment
 
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             tmpl = env.from_string(raw.decode("utf-8", "replace"))
-            parts = [{"type": "text", "text": m}, {"type": "text", "text": m}, {"type": "text", "text": q}]
-            for content in (parts, f"{m}{m}{q}"):
+            parts = [{"type": "text", "text": t} for t in (i, m, m, q)]
+            for content in (parts, f"{i}{m}{m}{q}"):
                 try:
                     out = tmpl.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True,
                                       bos_token="", eos_token="")
@@ -435,7 +440,7 @@ class MllmReranker:
                     continue
                 if out.count(m) == 2:
                     return out
-        return f"User: {m}{m}{q}\nAssistant:"
+        return f"User: {i}{m}{m}{q}\nAssistant:"
 
     def _make_model_id(self) -> str:
         h = hashlib.sha256()
