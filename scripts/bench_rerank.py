@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import tiny_gguf  # noqa: E402
 
 from edgeret.rerank.mllm import MllmReranker  # noqa: E402
+from edgeret.rerank.prompts import PairPrompt  # noqa: E402
 from edgeret.rerank.tokens import TokenStore  # noqa: E402
 
 
@@ -56,7 +57,7 @@ def data_uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def stock_path(model: Path, mmproj: Path, query: Image.Image, cands: list[Image.Image], question: str,
+def stock_path(model: Path, mmproj: Path, query: Image.Image, cands: list[Image.Image], prompt: PairPrompt,
                threads: int, image_tokens: int | None) -> tuple[list[float], list[np.ndarray]]:
     """(a): per pair, one stock chat completion; returns seconds per pair and the next-token logits."""
     import llama_cpp
@@ -94,9 +95,10 @@ def stock_path(model: Path, mmproj: Path, query: Image.Image, cands: list[Image.
     try:
         for uri in uris:
             messages = [{"role": "user", "content": [
+                {"type": "text", "text": prompt.instruction + "\n"},
                 {"type": "image_url", "image_url": {"url": q_uri}},
                 {"type": "image_url", "image_url": {"url": uri}},
-                {"type": "text", "text": question}]}]
+                {"type": "text", "text": prompt.question}]}]
             t = time.perf_counter()
             llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
             times.append(time.perf_counter() - t)
@@ -108,8 +110,27 @@ def stock_path(model: Path, mmproj: Path, query: Image.Image, cands: list[Image.
     return times, logits
 
 
-def fast_path(r: MllmReranker, query: Image.Image, cands: list[Image.Image], stored, pooled) -> dict:
-    """(b) and (c): query encode, prefix, then per-candidate costs with and without on-the-fly encoding."""
+def _timed_scores(r: MllmReranker, q, items) -> dict:
+    """Score items after the prefix; per-candidate seconds are the gaps between consecutive yields."""
+    t0 = time.perf_counter()
+    marks, ps = [], []
+    for _, p in r.score(q, items):
+        marks.append(time.perf_counter())
+        ps.append(p)
+    # the first gap also carries the prefix, so it is left out
+    steps = np.diff(marks) if len(marks) > 1 else np.array([marks[0] - t0])
+    return {"per_candidate_s": [float(x) for x in steps], "total_s": marks[-1] - t0, "p": ps}
+
+
+def fast_path(r: MllmReranker, query: Image.Image, cands: list[Image.Image], stored, pooled,
+              as_is: MllmReranker | None = None, rounds: int = 2) -> dict:
+    """(b), (c), (c split) and (c pool2): per-candidate costs after the query's encode and prefix.
+
+    (c split) is the straightforward loop the notes measured: the same stored tokens decoded one piece per
+    llama_decode (libmtmd's helper for each image chunk, then the text) instead of one batch. (c as-is) is (c) run
+    from the quantized file itself, when `r` runs from an f32 copy (edgeret/rerank/weights.py). The stored-token
+    variants run interleaved, `rounds` times, so a noisy neighbour slows them alike.
+    """
     out = {}
     t = time.perf_counter()
     q = r.encode(query)
@@ -117,18 +138,21 @@ def fast_path(r: MllmReranker, query: Image.Image, cands: list[Image.Image], sto
     t = time.perf_counter()
     r._eval_prefix(q)  # timed alone once, so the per-candidate figures below are marginal costs
     out["prefix_s"] = time.perf_counter() - t
-    for name, items in (("b", [lambda c=c: c for c in cands]), ("c", stored), ("c_pool2", pooled)):
-        t0 = time.perf_counter()
-        gen = r.score(q, items)
-        marks, ps = [], []
-        for _, p in gen:
-            marks.append(time.perf_counter())
-            ps.append(p)
-        # per-candidate = time between consecutive yields; the first one also carries the prefix, so drop it
-        prefix_and_first = marks[0] - t0
-        steps = np.diff(marks) if len(marks) > 1 else np.array([prefix_and_first])
-        out[name] = {"per_candidate_s": [float(x) for x in steps], "prefix_and_first_s": prefix_and_first,
-                     "total_s": marks[-1] - t0, "p": ps}
+    out["b"] = _timed_scores(r, q, [lambda c=c: c for c in cands])
+    runs = [("c", r, stored), ("c_split", r, stored), ("c_pool2", r, pooled)]
+    if as_is is not None:
+        runs.append(("c_as_is", as_is, stored))
+    for _ in range(rounds):
+        for name, model, items in runs:
+            table = model._table
+            if name == "c_split":
+                model._table = None  # forces the per-piece decode
+            try:
+                got = _timed_scores(model, q, items)
+            finally:
+                model._table = table
+            prev = out.setdefault(name, {"per_candidate_s": [], "total_s": got["total_s"], "p": got["p"]})
+            prev["per_candidate_s"] += got["per_candidate_s"]
     return out
 
 
@@ -141,11 +165,14 @@ def main() -> None:
     ap.add_argument("--text-type", default="q8_0", choices=sorted(tiny_gguf.QTYPES))
     ap.add_argument("--mmproj-type", default="q8_0", choices=sorted(tiny_gguf.QTYPES))
     ap.add_argument("--codec", default="f16", help="token-store codec for (c)")
+    ap.add_argument("--weights", default="auto", choices=["auto", "as-is", "f32"],
+                    help="re-ranker text weights policy (edgeret/rerank/weights.py)")
     ap.add_argument("--models", help="directory to generate the models in and reuse them from (default: temp)")
     a = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="edgeret-bench-") as tmp:
         mdir = Path(a.models or tmp)
+        os.environ.setdefault("EDGERET_MODELS", str(mdir / "edgeret-models"))  # where an f32 copy goes
         t = time.perf_counter()
         model, mmproj = tiny_gguf.make_pair(mdir, "idefics3", shape="smolvlm-256m", text_type=a.text_type,
                                             mmproj_type=a.mmproj_type, reuse=True)
@@ -155,7 +182,8 @@ def main() -> None:
         cands = [photo(i) for i in range(a.k)]
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} logical CPUs")
 
-        with MllmReranker(model, mmproj, threads=a.threads, image_tokens=a.image_tokens) as r:
+        with MllmReranker(model, mmproj, threads=a.threads, image_tokens=a.image_tokens, weights=a.weights) as r, \
+                MllmReranker(model, mmproj, threads=a.threads, image_tokens=a.image_tokens, weights="as-is") as q8:
             t = time.perf_counter()
             tokens = [r.encode(c) for c in cands]
             index_s = (time.perf_counter() - t) / a.k
@@ -169,16 +197,17 @@ def main() -> None:
                     store.put(i, vt)
                 pooled = [store.get(i) for i in range(a.k)]
                 pooled_bytes = store.nbytes() / a.k
-            fp = fast_path(r, query, cands, stored, pooled)
+            fp = fast_path(r, query, cands, stored, pooled, as_is=q8 if r.weights_path != model else None)
+            weights_file = r.weights_path
             p_exact = [r.p_same(r.candidate_logits(query, vt)) for vt in tokens[:5]]
             p_pooled = [r.p_same(r.candidate_logits(query, vt)) for vt in pooled[:5]]
             counts = r.token_counts(r.encode(query), stored[0])
-            question = r.prompt.question
-            fast_logits = r.candidate_logits(query, cands[0])
+            prompt = r.prompt
+            fast_logits = q8.candidate_logits(query, cands[0])  # the same file as the stock path runs
             p_fast_first = r.p_same(fast_logits)
             single = r.single_batch
 
-        stock_s, stock_logits = stock_path(model, mmproj, query, cands[: a.stock_pairs], question, a.threads,
+        stock_s, stock_logits = stock_path(model, mmproj, query, cands[: a.stock_pairs], prompt, a.threads,
                                            a.image_tokens)
         with MllmReranker(model, mmproj, threads=a.threads, image_tokens=a.image_tokens) as r:
             p_stock_first = r.p_same(stock_logits[0])
@@ -188,14 +217,18 @@ def main() -> None:
     b_ms = 1000 * statistics.median(fp["b"]["per_candidate_s"])
     c_ms = 1000 * statistics.median(fp["c"]["per_candidate_s"])
     d_ms = 1000 * statistics.median(fp["c_pool2"]["per_candidate_s"])
+    s_ms = 1000 * statistics.median(fp["c_split"]["per_candidate_s"])
+    q_ms = 1000 * statistics.median(fp["c_as_is"]["per_candidate_s"]) if "c_as_is" in fp else c_ms
     dp_codec = max(abs(x - y) for x, y in zip(fp["c"]["p"], fp["b"]["p"], strict=True))
     dp_pool = max(abs(x - y) for x, y in zip(p_pooled, p_exact, strict=True))
     c_total = fp["query_encode_s"] + fp["c"]["total_s"]
     result = {
         "k": a.k, "threads": a.threads, "image_tokens": a.image_tokens, "text_type": a.text_type,
         "mmproj_type": a.mmproj_type, "codec": a.codec, "single_batch_decode": single,
+        "weights": a.weights, "weights_file": weights_file.name, "c_as_is_ms_per_candidate": round(q_ms, 1),
         "a_stock_ms_per_pair": round(a_ms, 1), "b_fast_encode_ms_per_candidate": round(b_ms, 1),
         "c_fast_stored_ms_per_candidate": round(c_ms, 1), "c_pool2_ms_per_candidate": round(d_ms, 1),
+        "c_split_ms_per_candidate": round(s_ms, 1), "ratio_split_over_c": round(s_ms / c_ms, 2),
         "max_dp_codec_vs_exact": dp_codec, "max_dp_pool2_vs_exact": dp_pool,
         "pool2_bytes_per_image": int(pooled_bytes),
         "ratio_a_over_c": round(a_ms / c_ms, 1), "ratio_b_over_c": round(b_ms / c_ms, 1),
@@ -211,6 +244,9 @@ def main() -> None:
     print(f"(a) stock MTMDChatHandler   {a_ms:9.1f} ms per pair   (median of {len(stock_s)})")
     print(f"(b) fast, encode on the fly {b_ms:9.1f} ms per candidate")
     print(f"(c) fast, stored tokens     {c_ms:9.1f} ms per candidate  ({a.codec}, {int(store_bytes)} B/image)")
+    print(f"(c split) one decode per piece {s_ms:6.1f} ms per candidate  (the notes' straightforward loop)")
+    if "c_as_is" in fp:
+        print(f"(c as-is) from {model.name} {q_ms:6.1f} ms per candidate  ((c) ran from {weights_file.name})")
     print(f"(c') fast, pool2 tokens     {d_ms:9.1f} ms per candidate  ({int(pooled_bytes)} B/image)")
     print(f"max |dP| vs exact tokens: {a.codec} {dp_codec:.2e}, pool2 {dp_pool:.3f} (first 5 candidates)")
     print(f"ratios: a/c {a_ms / c_ms:.1f}x   b/c {b_ms / c_ms:.1f}x   a/b {a_ms / b_ms:.2f}x")

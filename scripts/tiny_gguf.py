@@ -69,7 +69,8 @@ def _word_merges() -> list[str]:
 
 MERGES = _word_merges()
 
-QTYPES = {"f32": GGMLQuantizationType.F32, "f16": GGMLQuantizationType.F16, "q8_0": GGMLQuantizationType.Q8_0}
+QTYPES = {"f32": GGMLQuantizationType.F32, "f16": GGMLQuantizationType.F16, "bf16": GGMLQuantizationType.BF16,
+          "q8_0": GGMLQuantizationType.Q8_0}
 
 
 @dataclass(frozen=True)
