@@ -28,6 +28,7 @@ from pathlib import Path
 from edgeret.config import models_dir
 from edgeret.errors import Cancelled, ModelError, ModelMissing
 from edgeret.modelfiles import check_gguf, check_onnx
+from edgeret.rerank.weights import COPIES
 
 log = logging.getLogger(__name__)
 
@@ -738,8 +739,6 @@ def remove(name: str, *, registry: Mapping[str, ModelInfo] | None = None, root: 
     info = get(name, registry)
     root = root or models_dir()
     existed = info.folder(root).exists()
-    from edgeret.rerank.weights import COPIES
-
     for gguf in info.folder(root).glob("*.gguf"):  # f32 copies made for the re-ranker go with their model
         for copy in (root / COPIES).glob(f"{gguf.stem}-*.f32.gguf"):
             copy.unlink(missing_ok=True)

@@ -263,8 +263,9 @@ class MllmReranker:
         self.model_path, self.mmproj_path = Path(model_path), Path(mmproj_path)
         self.prompt = get_prompt(prompt)
         self.threads = threads or physical_cores()
-        # Off by default: llama.cpp's CPU flash-attention kernel tiles by batch size, so a candidate decoded in one
-        # batch would differ (~1e-4 in logits) from a piecewise evaluation; without it the fast path is bit-exact.
+        # Off by default: llama.cpp's CPU flash-attention kernel rounds queries to f16 only in batches shorter than its
+        # tile, so a candidate decoded in one batch differs (up to 5e-3 in logits) from a piecewise evaluation;
+        # without it the fast path is bit-exact.
         self.flash_attn = flash_attn
         self.weights_policy = weights or policy_from_env()
         text_info = _check_file(self.model_path, "re-ranker model")
@@ -312,8 +313,8 @@ class MllmReranker:
         lc.llama_backend_init()
         mp = lc.llama_model_default_params()
         mp.n_gpu_layers = 0
-        # Q8_0 weights on AMX CPUs go to llama.cpp's extra (repacked) buffer type, whose multi-token decode dies
-        # with SIGSEGV (upstream #20824); the plain CPU buffer is safe and the measured cost is small.
+        # Q8_0 weights on AMX CPUs go to llama.cpp's extra (AMX) buffer type, whose multi-token decode dies with
+        # SIGSEGV or SIGILL (upstream #20824); the plain CPU buffer is safe.
         mp.use_extra_bufts = False
         self._model = lc.llama_model_load_from_file(str(self.weights_path).encode(), mp)
         if not self._model:

@@ -1,11 +1,11 @@
 """Which weights file the re-ranker's language model runs from: the file as given, or an f32 copy of it.
 
 On CPUs with AVX-512, llama.cpp's f32 matrix kernels use the full 512-bit registers while its Q8_0 kernels (with the
-AMX path off, see mllm.py) stay at 256 bits: a SmolVLM-256M candidate then decodes about 24% faster from f32 weights
-(scripts/bench_rerank.py --text-type). Unpacking Q8_0 to f32 is exact, so the model is the same; only the arithmetic
-is finer (no 8-bit rounding of activations). The copy costs 4 bytes per parameter on disk and in memory, so "auto"
-makes it only for small text models, once, in the models directory. On AVX2-only CPUs both kernels are 256 bits wide
-and the quantized file is kept.
+AMX path off, see mllm.py) stay at 256 bits: a SmolVLM-256M candidate then decodes 19-24% faster from f32 weights
+(scripts/bench_rerank.py: rows (c) and (c as-is)). Unpacking Q8_0 or f16 to f32 is exact, so the model is the same;
+only the arithmetic is finer (no 8-bit rounding of activations). The copy costs 4 bytes per parameter on disk and in
+memory, so "auto" makes it only for small text models, once, in the models directory. On AVX2-only CPUs both kernels
+are 256 bits wide and the quantized file is kept.
 
 Policies: "auto" (the above), "as-is" (never copy), "f32" (always copy). EDGERET_VLM_WEIGHTS sets the default.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -54,24 +55,17 @@ def weights_for(model: Path, tensors: dict, policy: str, fingerprint: str) -> Pa
 
     if policy not in POLICIES:
         raise UsageError(f"unknown weights policy {policy!r}: choose one of {', '.join(POLICIES)}")
-    quantized = any(t != _F32 for t, ne, _ in tensors.values() if len(ne) >= 2)
-    if policy == "as-is" or not quantized:
+    packed = any(t != _F32 for t, ne, _ in tensors.values() if len(ne) >= 2)
+    if policy == "as-is" or not packed:
         return model
     if policy == "auto":
-        n_params = sum(_count(ne) for _, ne, _ in tensors.values())
+        n_params = sum(math.prod(int(d) for d in ne) for _, ne, _ in tensors.values())
         if n_params > MAX_AUTO_PARAMS or not cpu_has_avx512():
             return model
     copy = models_dir() / COPIES / f"{model.stem}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}.f32.gguf"
     if not copy.is_file():
         _unpack(model, copy)
     return copy if copy.is_file() else model
-
-
-def _count(ne) -> int:
-    n = 1
-    for d in ne:
-        n *= int(d)
-    return n
 
 
 def _unpack(model: Path, copy: Path) -> None:
