@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from edgeret.config import load_settings
@@ -25,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(library=args.library, encoder=args.encoder, threads=args.threads)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "edgeret"])
     app.setApplicationName("edgeret")
-    window = MainWindow(settings, text_encoder=args.text_encoder, watch=True)
+    # remembered search settings and window: ~/.config/edgeret/gui.ini
+    prefs = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "edgeret", "gui")
+    window = MainWindow(settings, text_encoder=args.text_encoder, watch=True, prefs=prefs)
     window.show()
     return app.exec()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -66,7 +66,8 @@ class _WatchBridge(QObject):
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings, thumbnails: ThumbnailCache | None = None, text_encoder: str | None = None,
-                 watch: bool = False):
+                 watch: bool = False, prefs: QSettings | None = None):
+        """prefs: where the window and search settings are remembered between runs (None: nowhere)."""
         super().__init__()
         self.setWindowTitle("edgeret")
         self.setAcceptDrops(True)
@@ -87,6 +88,11 @@ class MainWindow(QMainWindow):
         self._wire()
         self.query.start()
         self.refresh_library()
+        self.prefs = prefs
+        if prefs is not None:
+            self.settings_panel.restore_from(prefs)
+            self.restoreGeometry(prefs.value("window/geometry", b""))
+            watch = bool(prefs.value("window/watch", watch, type=bool))
         self.watch_box.setChecked(watch)
 
     # --- layout ------------------------------------------------------------------------------------------------
@@ -403,6 +409,11 @@ class MainWindow(QMainWindow):
         self.query_pane.dropEvent(event)
 
     def closeEvent(self, event) -> None:
+        if self.prefs is not None:
+            self.settings_panel.save_to(self.prefs)
+            self.prefs.setValue("window/geometry", self.saveGeometry())
+            self.prefs.setValue("window/watch", self.watch_box.isChecked())
+            self.prefs.sync()
         self.shutdown()
         super().closeEvent(event)
 

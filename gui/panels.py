@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -219,6 +220,30 @@ class SettingsPanel(QGroupBox):
                                                 "GGUF (*.gguf)")
         if mmproj:
             self.set_custom_files(vlm, mmproj)
+
+    def save_to(self, prefs: QSettings) -> None:
+        """Remember the search settings (threads and the text encoder come from the command line)."""
+        prefs.setValue("search/k", self.k.value())
+        prefs.setValue("search/lambda", self.lam.value())
+        prefs.setValue("search/rerank", self.rerank.isChecked())
+        prefs.setValue("search/reranker", self.kind.currentData())
+        prefs.setValue("search/model", json.dumps(self.model.currentData()))
+
+    def restore_from(self, prefs: QSettings) -> None:
+        """Apply what save_to() remembered; a re-ranker whose files are gone is left unselected."""
+        self.k.setValue(int(prefs.value("search/k", self.k.value(), type=int)))
+        self.lam.setValue(float(prefs.value("search/lambda", self.lam.value(), type=float)))
+        self.rerank.setChecked(bool(prefs.value("search/rerank", self.rerank.isChecked(), type=bool)))
+        if (i := self.kind.findData(prefs.value("search/reranker", self.kind.currentData()))) >= 0:
+            self.kind.setCurrentIndex(i)
+        try:
+            model = json.loads(prefs.value("search/model", "null"))
+        except (TypeError, ValueError):
+            model = None
+        if isinstance(model, list) and model[:1] == ["files"] and all(Path(p).is_file() for p in model[1:3]):
+            self.set_custom_files(*model[1:3])
+        elif isinstance(model, list) and (i := self.model.findData(tuple(model))) >= 0:
+            self.model.setCurrentIndex(i)
 
     def settings(self) -> QuerySettings:
         data = self.model.currentData()
