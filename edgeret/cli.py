@@ -15,7 +15,7 @@ from .config import load_settings
 from .decode import decode
 from .errors import Cancelled, DecodeError, EdgeretError, ModelMissing, UsageError
 from .library import Library
-from .query import first_stage, run_query
+from .query import run_query
 from .scan import scan
 
 
@@ -233,11 +233,19 @@ def cmd_search(args) -> int:
 def _search_text(args, s) -> int:
     from .cli_more import text_query
 
-    if args.queries or args.rerank or args.reranker:
-        raise UsageError("--text searches by text alone: no query images and no re-ranking")
+    if args.queries:
+        raise UsageError("--text searches by text alone: no query images")
+    if args.reranker not in (None, "mllm"):
+        raise UsageError("text queries are re-ranked by the MLLM only: spatial verification needs a query photo")
     with Library(s.library, exact_below=s.exact_below) as lib:
         hits = text_query(args, lib, s)
-    _print_results(Path(args.text), first_stage(hits), None, args.json)
+        reranker = open_cli_reranker(args, lib, s.threads)
+        try:
+            *_, results = run_query(hits, args.text, reranker, args.lam)
+        finally:
+            if reranker is not None:
+                reranker.close()
+    _print_results(Path(args.text), results, reranker, args.json)
     return 0
 
 

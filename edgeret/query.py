@@ -29,7 +29,7 @@ class PairReranker(Protocol):
 
     def score(
         self,
-        query: Image.Image,
+        query: Image.Image | str,
         candidates: Sequence[Candidate],
         cancel: Callable[[], bool] | None = None,
         on_encoded: Callable[[int, object], None] | None = None,
@@ -67,12 +67,15 @@ def first_stage(hits: Sequence[Hit]) -> list[Result]:
 
 def run_query(
     hits: Sequence[Hit],
-    query: Image.Image,
+    query: Image.Image | str,
     reranker: PairReranker | None = None,
     lam: float = 0.5,
     cancel: Callable[[], bool] | None = None,
 ) -> Iterator[list[Result]]:
-    """Yield the first-stage results, then the re-fused ranking after each candidate the re-ranker judges."""
+    """Yield the first-stage results, then the re-fused ranking after each candidate the re-ranker judges.
+
+    `query` is the query photo, or the text of a text query (re-rankers that need a photo refuse it).
+    """
     results = first_stage(hits)
     yield results
     if reranker is None or not hits:

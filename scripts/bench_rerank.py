@@ -136,7 +136,7 @@ def fast_path(r: MllmReranker, query: Image.Image, cands: list[Image.Image], sto
     q = r.encode(query)
     out["query_encode_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    r._eval_prefix(q)  # timed alone once, so the per-candidate figures below are marginal costs
+    r._eval_prefix([q])  # timed alone once, so the per-candidate figures below are marginal costs
     out["prefix_s"] = time.perf_counter() - t
     out["b"] = _timed_scores(r, q, [lambda c=c: c for c in cands])
     runs = [("c", r, stored), ("c_split", r, stored), ("c_pool2", r, pooled)]

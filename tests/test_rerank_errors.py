@@ -132,7 +132,7 @@ def test_yesno_prompt_merges_answer_variants(tiny_models):
     import numpy as np
 
     with MllmReranker(*tiny_models["mlp"], threads=1, prompt="yesno") as r:
-        pos, neg = r._answer_ids
+        pos, neg = r._layout.answers
         assert len(pos) >= 3 and len(neg) >= 3  # "Yes", "ĠYes", "yes", ... all count
         logits = r.naive_logits(QUERY, CANDIDATES[0])
         lp, ln = np.logaddexp.reduce(logits[pos]), np.logaddexp.reduce(logits[neg])
@@ -155,3 +155,8 @@ def test_models_can_be_moved_without_changing_the_id(tiny_models, tmp_path):
     moved = [shutil.copy(p, tmp_path / p.name) for p in (model, mmproj)]
     with MllmReranker(model, mmproj, threads=1) as a, MllmReranker(*moved, threads=1) as b:
         assert a.model_id == b.model_id
+
+
+def test_an_empty_text_query_is_refused(tiny_models):
+    with MllmReranker(*tiny_models["mlp"], threads=1) as r, pytest.raises(ModelError, match="empty"):
+        list(r.score(" \n ", [r.encode(CANDIDATES[0])]))

@@ -97,3 +97,16 @@ def test_prompt_matches_the_stock_chat_handler(tiny_models):
         prompt = r.prompt
     _, stock = stock_path(model, mmproj, QUERY, [CANDIDATES[0]], prompt, threads=1, image_tokens=None)
     assert np.abs(stock[0] - fast).max() <= TOL
+
+
+def test_text_queries_take_the_fast_path_exactly(reranker):
+    """A text query: its description sits in the prefix (no query image); fast == naive, and the text matters."""
+    tokens = [reranker.encode(c) for c in CANDIDATES]
+    for image, vt in zip(CANDIDATES, tokens, strict=True):
+        fast = reranker.candidate_logits("a red bicycle", vt)
+        assert np.abs(fast - reranker.naive_logits("a red bicycle", image)).max() <= TOL
+    red = dict(reranker.score("a red bicycle", tokens))
+    blue = dict(reranker.score("a blue car", tokens))
+    assert sorted(red) == list(range(len(CANDIDATES))) and all(0.0 <= p <= 1.0 for p in red.values())
+    assert red != blue
+    assert dict(reranker.score(QUERY, tokens)) != red  # the photo prompt is a different question

@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import rerank_fixtures
 import tiny_text
 
 from edgeret.errors import EncoderMismatch, UsageError
@@ -12,6 +13,7 @@ from edgeret.library import Library
 from edgeret.text import TextEncoder, check_pairing, load_text_encoder, search_text
 
 COLOURS = tiny_text.PHOTO_COLOURS
+tiny_models = rerank_fixtures.tiny_models  # shared fixture: generated GGUF pairs
 
 
 @pytest.fixture(scope="module")
@@ -120,4 +122,22 @@ def test_search_text_from_the_command_line(colour_library, towers, capsys):
                  "--library", str(colour_library.path), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["query"] == "a blue thing" and out["results"][0]["path"].endswith("/blue.png")
-    assert main(["search", "--text", "x", "--rerank", "--library", str(colour_library.path)]) == 2
+    assert main(["search", "--text", "x", "--reranker", "sv", "--library", str(colour_library.path)]) == 2
+    assert main(["search", "--text", "x", "y.jpg", "--library", str(colour_library.path)]) == 2
+
+
+def test_text_query_re_ranked_by_the_mllm(colour_library, towers, tiny_models, capsys):
+    """Text queries: the MLLM sees the description, then each candidate photo, and says whether it matches."""
+    from edgeret.cli import main
+
+    model, mmproj = tiny_models["idefics3"]
+    args = ["search", "--text", "a blue thing", "--text-encoder", str(towers[1]), "-k", "4", "--library",
+            str(colour_library.path), "--rerank", "--vlm", str(model), "--mmproj", str(mmproj), "--json"]
+    assert main(args) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert len(rows) == 4 and all(r["reranker"] == "mllm" and 0.0 <= r["mllm"] <= 1.0 for r in rows)
+    assert all(r["final"] == pytest.approx(0.5 * r["first_stage"] + 0.5 * r["mllm"]) for r in rows)
+    assert [r["final"] for r in rows] == sorted((r["final"] for r in rows), reverse=True)
+    assert main([*args, "--lambda", "1"]) == 0  # λ = 1: the text ranking itself
+    only_text = json.loads(capsys.readouterr().out)["results"]
+    assert [r["path"] for r in only_text] == [r["path"] for r in sorted(rows, key=lambda r: -r["first_stage"])]

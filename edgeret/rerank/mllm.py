@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from edgeret.errors import DecodeError, EdgeretError, ModelError, ModelMissing
-from edgeret.rerank.prompts import get_prompt
+from edgeret.rerank.prompts import PairPrompt, get_prompt, text_prompt
 from edgeret.rerank.weights import policy_from_env, weights_for
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,16 @@ _TESTED_PROJECTORS = {"mlp", "idefics3"}
 _DEFAULT_N_CTX = 4096
 _N_BATCH = 512
 _FINGERPRINT_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A prompt cut at the candidate's marker: `prefix` is evaluated once per query, `tail` once per candidate."""
+
+    prefix: str
+    tail: str
+    answers: tuple[np.ndarray, np.ndarray]  # vocabulary ids of the positive and the negative answer
+    query_images: int  # 1 for image queries, 0 for text queries
 
 
 class RerankerError(ModelError):
@@ -276,8 +286,8 @@ class MllmReranker:
         try:
             self._load(n_ctx)
             self._n_vocab = self._llama.llama_vocab_n_tokens(self._vocab)
-            self._answer_ids = (self._variants(self.prompt.positive), self._variants(self.prompt.negative))
-            self._prefix_text, self._cand_text = self._render_prompt()
+            self._answers: dict[str, np.ndarray] = {}
+            self._layout = self._make_layout(self.prompt, query_images=1)
         except BaseException:
             self.close()
             raise
@@ -410,38 +420,51 @@ class MllmReranker:
             raise RerankerError(f"{self.model_path.name}: the vocabulary has no token for the answer {word!r}")
         return np.array(ids, dtype=np.int64)
 
-    def _render_prompt(self) -> tuple[str, str]:
-        """Split the chat-templated prompt into (head + query marker + text up to the candidate, candidate + tail)."""
-        text = self._chat_text()
-        first = text.find(self._marker)
-        second = text.find(self._marker, first + len(self._marker))
-        if first < 0 or second < 0:
-            raise RerankerError(f"{self.model_path.name}: its chat template dropped the image markers")
-        return text[:second], text[second:]
+    def _answer(self, word: str) -> np.ndarray:
+        if word not in self._answers:  # a vocabulary scan: done once per word
+            self._answers[word] = self._variants(word)
+        return self._answers[word]
 
-    def _chat_text(self) -> str:
-        """The user turn (instruction, query image, candidate image, question) through the GGUF's chat template.
+    def _make_layout(self, prompt: PairPrompt, query_images: int) -> _Layout:
+        """Render the prompt with its images and cut it at the last marker (the candidate's)."""
+        text = self._chat_text(prompt, query_images + 1)
+        cut = text.rfind(self._marker)
+        if text.count(self._marker) != query_images + 1:
+            raise RerankerError(f"{self.model_path.name}: its chat template dropped the image markers")
+        return _Layout(text[:cut], text[cut:], (self._answer(prompt.positive), self._answer(prompt.negative)),
+                       query_images)
+
+    def _layout_for(self, query) -> _Layout:
+        if isinstance(query, str):
+            try:
+                return self._make_layout(text_prompt(query, self._marker), query_images=0)
+            except ValueError as e:
+                raise RerankerError(str(e)) from None
+        return self._layout
+
+    def _chat_text(self, prompt: PairPrompt, n_images: int) -> str:
+        """The user turn (instruction, images, question) through the GGUF's own chat template.
 
         Content parts are given the way llama-cpp-python's MTMDChatHandler gives them (images as marker text),
         so the prompt matches the stock handler's; models without a template get a plain User/Assistant form.
         """
-        m, i, q = self._marker, self.prompt.instruction + "\n", self.prompt.question
+        m, i, q = self._marker, prompt.instruction + "\n", prompt.question
         raw = self._llama.llama_model_chat_template(self._model, None)
         if raw:
             from jinja2.sandbox import ImmutableSandboxedEnvironment
 
             env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
             tmpl = env.from_string(raw.decode("utf-8", "replace"))
-            parts = [{"type": "text", "text": t} for t in (i, m, m, q)]
-            for content in (parts, f"{i}{m}{m}{q}"):
+            parts = [{"type": "text", "text": t} for t in (i, *[m] * n_images, q)]
+            for content in (parts, i + m * n_images + q):
                 try:
                     out = tmpl.render(messages=[{"role": "user", "content": content}], add_generation_prompt=True,
                                       bos_token="", eos_token="")
                 except Exception:  # noqa: BLE001 - any template failure: try the next content form
                     continue
-                if out.count(m) == 2:
+                if out.count(m) == n_images:
                     return out
-        return f"User: {i}{m}{m}{q}\nAssistant:"
+        return f"User: {i}{m * n_images}{q}\nAssistant:"
 
     def _make_model_id(self) -> str:
         h = hashlib.sha256()
@@ -619,25 +642,31 @@ class MllmReranker:
 
     # ---- scoring ----------------------------------------------------------------------------------------------
 
-    def p_same(self, logits: np.ndarray) -> float:
-        """Softmax over the two answer words only; each word's variants merged with logsumexp."""
+    def p_same(self, logits: np.ndarray, answers: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+        """Softmax over the two answer words only (default: the image prompt's); variants merged with logsumexp."""
         x = np.asarray(logits, dtype=np.float64)
-        pos, neg = (float(np.logaddexp.reduce(x[ids])) for ids in self._answer_ids)
+        pos, neg = (float(np.logaddexp.reduce(x[ids])) for ids in (answers or self._layout.answers))
         return 1.0 / (1.0 + math.exp(neg - pos)) if neg - pos < 700 else 0.0
 
     def _as_tokens(self, image: Image.Image | VisualTokens) -> VisualTokens:
         return image if isinstance(image, VisualTokens) else self.encode(image)
 
-    def _eval_prefix(self, query: VisualTokens) -> int:
-        chunks = self._tokenize(self._prefix_text, [self._bitmap(None, query.size)], add_special=True)
+    def _query_tokens(self, query) -> list[VisualTokens]:
+        return [] if isinstance(query, str) else [self._as_tokens(query)]
+
+    def _eval_prefix(self, query: list[VisualTokens], layout: _Layout | None = None) -> int:
+        """Evaluate the prompt up to the candidate from an empty cache; returns its length."""
+        layout = layout or self._layout
+        chunks = self._tokenize(layout.prefix, [self._bitmap(None, q.size) for q in query], add_special=True)
         try:
             self._reset()
-            return self._decode_pieces(self._pieces(chunks, [query]), 0)
+            return self._decode_pieces(self._pieces(chunks, query), 0)
         finally:
             self._mtmd.mtmd_input_chunks_free(chunks)
 
-    def _eval_candidate(self, cand: VisualTokens, n_prefix: int) -> np.ndarray:
-        chunks = self._tokenize(self._cand_text, [self._bitmap(None, cand.size)], add_special=False)
+    def _eval_candidate(self, cand: VisualTokens, n_prefix: int, layout: _Layout | None = None) -> np.ndarray:
+        layout = layout or self._layout
+        chunks = self._tokenize(layout.tail, [self._bitmap(None, cand.size)], add_special=False)
         try:
             self._reset(n_prefix)
             self._decode_pieces(self._pieces(chunks, [cand]), n_prefix)
@@ -645,27 +674,31 @@ class MllmReranker:
             self._mtmd.mtmd_input_chunks_free(chunks)
         return self._logits()
 
-    def score(self, query: Image.Image | VisualTokens,
+    def score(self, query: Image.Image | VisualTokens | str,
               candidates: Iterable[VisualTokens | Callable[[], Image.Image]],
               cancel: Callable[[], bool] | None = None,
               on_encoded: Callable[[int, VisualTokens], None] | None = None) -> Iterator[tuple[int, float]]:
         """Yield (candidate index, P(same)) as each candidate is judged; stop between candidates on cancel().
 
-        Candidates are stored VisualTokens or loaders returning an RGB image; loaded ones are encoded here and
-        handed to on_encoded(index, tokens) so the caller can store them. A loader that fails to decode
-        (DecodeError/OSError) yields NaN for that candidate and the run goes on.
+        The query is a photo (the pair prompt) or a text description (P that the photo shows it). Candidates are
+        stored VisualTokens or loaders returning an RGB image; loaded ones are encoded here and handed to
+        on_encoded(index, tokens) so the caller can store them. A loader that fails to decode (DecodeError/OSError)
+        yields NaN for that candidate and the run goes on.
         """
         self._require_open()
         owner = self._owner = object()
-        q = self._as_tokens(query)
-        n_prefix = self._eval_prefix(q)
+        layout = self._layout_for(query)
+        n_prefix = self._eval_prefix(self._query_tokens(query), layout)
         for i, cand in enumerate(candidates):
             if cancel is not None and cancel():
                 return
             if self._owner is not owner:
                 raise EdgeretError("another scoring run started on this re-ranker; finish one before the next")
             vt = cand if isinstance(cand, VisualTokens) else self._load_and_encode(i, cand, on_encoded)
-            yield i, (math.nan if vt is None else self.p_same(self._eval_candidate(vt, n_prefix)))
+            if vt is None:
+                yield i, math.nan
+            else:
+                yield i, self.p_same(self._eval_candidate(vt, n_prefix, layout), layout.answers)
 
     def _load_and_encode(self, i: int, loader: Callable[[], Image.Image],
                          on_encoded: Callable[[int, VisualTokens], None] | None) -> VisualTokens | None:
@@ -678,20 +711,22 @@ class MllmReranker:
             on_encoded(i, vt)
         return vt
 
-    def candidate_logits(self, query: Image.Image | VisualTokens,
+    def candidate_logits(self, query: Image.Image | VisualTokens | str,
                          candidate: Image.Image | VisualTokens) -> np.ndarray:
         """Full next-token logits of one pair through the fast path (prefix + stored-token candidate)."""
         self._require_open()
         self._owner = object()
-        n_prefix = self._eval_prefix(self._as_tokens(query))
-        return self._eval_candidate(self._as_tokens(candidate), n_prefix)
+        layout = self._layout_for(query)
+        n_prefix = self._eval_prefix(self._query_tokens(query), layout)
+        return self._eval_candidate(self._as_tokens(candidate), n_prefix, layout)
 
-    def naive_logits(self, query: Image.Image, candidate: Image.Image) -> np.ndarray:
-        """Reference: the whole prompt tokenized with both images and evaluated from an empty cache by libmtmd."""
+    def naive_logits(self, query: Image.Image | str, candidate: Image.Image) -> np.ndarray:
+        """Reference: the whole prompt tokenized with its images and evaluated from an empty cache by libmtmd."""
         self._require_open()
         self._owner = object()
-        text = self._prefix_text + self._cand_text
-        chunks = self._tokenize(text, [self._bitmap(query), self._bitmap(candidate)], add_special=True)
+        layout = self._layout_for(query)
+        images = [candidate] if isinstance(query, str) else [query, candidate]
+        chunks = self._tokenize(layout.prefix + layout.tail, [self._bitmap(im) for im in images], add_special=True)
         try:
             self._reset()
             new_past = self._llama.llama_pos(0)
@@ -706,8 +741,8 @@ class MllmReranker:
     def token_counts(self, query: VisualTokens, candidate: VisualTokens) -> dict[str, int]:
         """Prompt sizes: prefix, candidate image tokens and the candidate's text tokens."""
         counts = {}
-        for name, text, vt, special in (("prefix", self._prefix_text, query, True),
-                                        ("candidate", self._cand_text, candidate, False)):
+        for name, text, vt, special in (("prefix", self._layout.prefix, query, True),
+                                        ("candidate", self._layout.tail, candidate, False)):
             chunks = self._tokenize(text, [self._bitmap(None, vt.size)], add_special=special)
             try:
                 pieces = self._pieces(chunks, [vt])

@@ -8,7 +8,7 @@ wrappers, about 20 text tokens against 128 image tokens).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _INSTRUCTION = ("Two photos follow: a query, then a candidate. Decide whether they show the exact same object "
                 "instance, not just the same kind of object.")
@@ -29,6 +29,19 @@ PROMPTS = {
     "object01": PairPrompt("object01", _INSTRUCTION, "Same object instance? Answer 1 or 0.", "1", "0"),
     "yesno": PairPrompt("yesno", _INSTRUCTION, "Same object instance? Answer Yes or No.", "yes", "no"),
 }
+
+
+# Text queries: no query image; the description sits in the instruction, so the per-candidate tail stays short.
+TEXT_PROMPT = PairPrompt("text", "Description: {text}\nDoes the photo below show what the description says?",
+                         "Answer Yes or No.", "yes", "no")
+
+
+def text_prompt(description: str, marker: str) -> PairPrompt:
+    """TEXT_PROMPT for one description (whitespace collapsed, the media marker removed); ValueError if empty."""
+    text = " ".join(description.replace(marker, " ").split())
+    if not text:
+        raise ValueError("the text query is empty")
+    return replace(TEXT_PROMPT, instruction=TEXT_PROMPT.instruction.replace("{text}", text))
 
 
 def get_prompt(name: str) -> PairPrompt:

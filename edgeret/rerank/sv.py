@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from edgeret.decode import PhotoLoader
-from edgeret.errors import DecodeError, EdgeretError
+from edgeret.errors import DecodeError, EdgeretError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ class SvReranker:
 
         `on_encoded` is accepted for the protocol but never called: local features are not visual tokens.
         """
+        if isinstance(query, str):
+            raise UsageError("spatial verification needs a query photo; re-rank text queries with the MLLM")
         q = self.features(query)
         for i, cand in enumerate(candidates):
             if cancel is not None and cancel():
