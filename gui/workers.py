@@ -25,7 +25,7 @@ from edgeret.config import DEFAULT_ENCODER
 from edgeret.decode import decode, decode_bytes
 from edgeret.errors import Cancelled, EdgeretError, LibraryError, ModelMissing
 from edgeret.library import Library
-from edgeret.query import first_stage, run_query
+from edgeret.query import run_query
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class QueryJob:
     path: str | None = None  # a photo file
     data: bytes | None = None  # a pasted or dropped image
     key: int | None = None  # a library photo: its stored vector is the query
-    text: str | None = None  # a description: ranked by text-image cosine, first stage only
+    text: str | None = None  # a description: ranked by text-image cosine, then (if asked) by the MLLM
 
 
 class QueryWorker(QThread):
@@ -226,7 +226,7 @@ class QueryWorker(QThread):
         return self._text_encoder
 
     def _run_text(self, job: QueryJob) -> None:
-        """A text query: first-stage results only (nothing to show a re-ranker as the query image)."""
+        """A text query: text-image cosine, then the MLLM judging whether each photo shows the description."""
         from edgeret.text import search_text
 
         s, gen = job.settings, job.gen
@@ -234,11 +234,12 @@ class QueryWorker(QThread):
         encoder = self._load_text_encoder(lib, s, gen)
         self.status.emit(gen, "searching…")
         hits = search_text(lib, encoder, job.text, s.k)
-        if gen != self._gen:
-            self.finished_query.emit(gen, "stopped")
-            return
-        self.results.emit(gen, first_stage(hits), 0, 0)
-        self.finished_query.emit(gen, "first stage")
+        rerank = s.rerank and bool(hits)
+        if rerank and s.reranker != "mllm":
+            self.notice.emit(gen, "text queries are re-ranked by the multimodal LLM only (spatial verification "
+                                  "needs a query photo)")
+            rerank = False
+        self._rank(lib, s, gen, hits, job.text, rerank)
 
     def _run(self, job: QueryJob) -> None:
         if job.text is not None:
@@ -256,14 +257,18 @@ class QueryWorker(QThread):
             hits = lib.search_vectors(lib.vector_of(key), s.k, exclude_keys=[key])[0]
         else:
             hits = lib.search_vectors(encoder.encode_images([image]), s.k, exclude_keys=[key] if key else [])[0]
-        reranker = self._load_reranker(lib, s, gen) if s.rerank and hits else None
+        self._rank(lib, s, gen, hits, image, s.rerank and bool(hits))
+
+    def _rank(self, lib: Library, s: QuerySettings, gen: int, hits: list, query, rerank: bool) -> None:
+        """Emit the first-stage results, then the re-fused ranking after each judged candidate; then the end state."""
+        reranker = self._load_reranker(lib, s, gen) if rerank else None
         if gen != self._gen:
             self.finished_query.emit(gen, "stopped")
             return
         total = len(hits) if reranker is not None else 0
         if reranker is not None:
             self.status.emit(gen, f"re-ranking {total} candidates…")
-        for judged, results in enumerate(run_query(hits, image, reranker, s.lam, lambda: gen != self._gen)):
+        for judged, results in enumerate(run_query(hits, query, reranker, s.lam, lambda: gen != self._gen)):
             self.results.emit(gen, results, judged, total)
         state = "first stage" if reranker is None else ("stopped" if gen != self._gen else "re-ranked")
         self.finished_query.emit(gen, state)

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
+import rerank_fixtures  # noqa: E402
 import tiny_text  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from test_gui import WAIT, close  # noqa: E402
@@ -21,6 +22,7 @@ from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 
 COLOURS = tiny_text.PHOTO_COLOURS
+tiny_models = rerank_fixtures.tiny_models  # shared fixture: generated GGUF pairs
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def type_query(qtbot, w: MainWindow, text: str) -> str:
 
 def test_typing_a_description_ranks_that_colour_first(qtbot, window):
     assert window.query_pane.text.placeholderText() == "Describe what to find…"
-    window.settings_panel.rerank.setChecked(True)  # text queries are first stage whatever this says
+    window.settings_panel.rerank.setChecked(False)
     assert type_query(qtbot, window, "something blue") == "first stage"
     results = window.result_model.results
     assert len(results) == len(COLOURS) and results[0].path.endswith("/blue.png")
@@ -93,6 +95,24 @@ def test_typing_a_description_ranks_that_colour_first(qtbot, window):
     assert type_query(qtbot, window, "a  GREEN   tree") == "first stage"
     assert [r.path.rsplit("/", 1)[1] for r in window.result_model.results][:1] == ["green.png"]
     assert window.result_model.rowCount() == 2
+
+
+def test_text_query_re_ranked_live_by_the_mllm(qtbot, window, tiny_models):
+    panel = window.settings_panel
+    panel.rerank.setChecked(True)
+    panel.set_custom_files(*map(str, tiny_models["mlp"]))
+    steps = []
+    window.query.results.connect(lambda gen, results, judged, total: steps.append((judged, total)))
+    assert type_query(qtbot, window, "something blue") == "re-ranked"
+    results = window.result_model.results
+    assert len(results) == len(COLOURS) and all(0.0 <= r.p_same <= 1.0 for r in results)
+    assert steps[0] == (0, len(COLOURS)) and steps[-1] == (len(COLOURS), len(COLOURS))  # first stage, then live
+    assert "re-ranked" in window.query_pane.status.text()
+
+    panel.kind.setCurrentIndex(panel.kind.findData("sv"))  # needs a query photo: first stage, and a notice
+    assert type_query(qtbot, window, "something blue") == "first stage"
+    assert all(r.p_same is None for r in window.result_model.results)
+    assert "multimodal LLM only" in window.statusBar().currentMessage()
 
 
 def test_empty_text_runs_nothing(qtbot, window):
