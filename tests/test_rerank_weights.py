@@ -51,6 +51,11 @@ def test_auto_runs_a_small_quantized_model_from_an_f32_copy(q8_pair):
     with MllmReranker(model, mmproj, threads=1) as again:
         assert again.weights_path == copy
     assert copy.stat().st_mtime_ns == stamp  # made once, reused
+    size = copy.stat().st_size
+    with copy.open("r+b") as f:  # damaged on disk: refused before llama.cpp opens it, and made again
+        f.truncate(size // 2)
+    with MllmReranker(model, mmproj, threads=1) as healed:
+        assert healed.weights_path == copy and copy.stat().st_size == size
 
 
 def test_f32_models_and_as_is_keep_their_file(tiny_models, q8_pair):

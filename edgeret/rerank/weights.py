@@ -18,7 +18,7 @@ import math
 import os
 from pathlib import Path
 
-from edgeret.errors import UsageError
+from edgeret.errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,23 @@ def weights_for(model: Path, tensors: dict, policy: str, fingerprint: str) -> Pa
         if n_params > MAX_AUTO_PARAMS or not cpu_has_avx512():
             return model
     copy = models_dir() / COPIES / f"{model.stem}-{hashlib.sha256(fingerprint.encode()).hexdigest()[:12]}.f32.gguf"
+    if copy.is_file() and not _intact(copy):
+        log.warning("the f32 copy %s is damaged; making it again", copy)
+        copy.unlink(missing_ok=True)
     if not copy.is_file():
         _unpack(model, copy)
     return copy if copy.is_file() else model
+
+
+def _intact(path: Path) -> bool:
+    """The same header check every model file gets before llama.cpp may open it."""
+    from edgeret.modelfiles import check_gguf
+
+    try:
+        check_gguf(path)
+    except ModelError:
+        return False
+    return True
 
 
 def _unpack(model: Path, copy: Path) -> None:
