@@ -6,7 +6,8 @@ Two sizes:
   49,280-token vocabulary, idefics3 mmproj with SigLIP-B/16-512 sizes), for the benchmark.
 
 Weights are random, so answers are meaningless but fully deterministic for a given seed.
-Usage: python scripts/tiny_gguf.py OUT_DIR [--projector mlp|idefics3] [--shape tiny|smolvlm-256m] [--text-type q8_0]
+Usage: python scripts/tiny_gguf.py OUT_DIR [--projector mlp|idefics3|qwen2vl] [--shape tiny|smolvlm-256m]
+       [--text-type f32|f16|bf16|q8_0]
 """
 
 from __future__ import annotations
@@ -158,13 +159,15 @@ class _Weights:
 
 
 def write_text_model(path: str | Path, shape: TextShape = TextShape(), *, text_type: str = "f32",
-                     seed: int = 0, chat_template: str = SMOLVLM_TEMPLATE) -> Path:
-    """Write a llama-architecture text model with a byte-level BPE vocabulary."""
+                     seed: int = 0, chat_template: str = SMOLVLM_TEMPLATE, arch: str = "llama") -> Path:
+    """Write a "llama" or "qwen2vl" (M-RoPE, q/k/v biases) text model with a byte-level BPE vocabulary."""
+    if arch not in ("llama", "qwen2vl"):
+        raise ValueError(f"unknown text architecture {arch!r}")
     path = Path(path)
     s = shape
     tokens, types = vocabulary(s.n_vocab)
     head_dim = s.n_embd // s.n_head
-    w = GGUFWriter(str(path), "llama")
+    w = GGUFWriter(str(path), arch)
     w.add_name("edgeret-test-text")
     w.add_context_length(s.n_ctx)
     w.add_embedding_length(s.n_embd)
@@ -174,6 +177,9 @@ def write_text_model(path: str | Path, shape: TextShape = TextShape(), *, text_t
     w.add_head_count_kv(s.n_head_kv)
     w.add_rope_dimension_count(head_dim)
     w.add_rope_freq_base(s.rope_theta)
+    if arch == "qwen2vl":  # M-RoPE: temporal, height, width (and an unused 4th) shares of the rotated half
+        half = head_dim // 2
+        w.add_rope_dimension_sections([half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8, 0])
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(len(tokens))
     w.add_tokenizer_model("gpt2")
@@ -198,6 +204,9 @@ def write_text_model(path: str | Path, shape: TextShape = TextShape(), *, text_t
         r.add_mat(w, p + "attn_q.weight", s.n_embd, s.n_embd)
         r.add_mat(w, p + "attn_k.weight", kv, s.n_embd)
         r.add_mat(w, p + "attn_v.weight", kv, s.n_embd)
+        if arch == "qwen2vl":
+            for name, n in (("attn_q", s.n_embd), ("attn_k", kv), ("attn_v", kv)):
+                w.add_tensor(p + name + ".bias", r.vec(n, 0.02, 0.0))
         r.add_mat(w, p + "attn_output.weight", s.n_embd, s.n_embd)
         w.add_tensor(p + "ffn_norm.weight", r.vec(s.n_embd, 0.1))
         r.add_mat(w, p + "ffn_gate.weight", s.n_ff, s.n_embd)
@@ -209,8 +218,12 @@ def write_text_model(path: str | Path, shape: TextShape = TextShape(), *, text_t
 
 def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionShape(), *, text_embd: int = 64,
                  weight_type: str = "f32", seed: int = 1) -> Path:
-    """Write a CLIP/SigLIP-style vision tower with an "mlp" (LLaVA) or "idefics3" (SmolVLM) projector."""
-    if projector not in ("mlp", "idefics3"):
+    """Write a CLIP/SigLIP-style vision tower with an "mlp" (LLaVA), "idefics3" (SmolVLM) or "qwen2vl" projector.
+
+    qwen2vl: two patch convolutions (the temporal pair), no position table (2-D rotary inside the tower), and a
+    2x2-merging MLP projector; its tokens are placed with M-RoPE by the text model.
+    """
+    if projector not in ("mlp", "idefics3", "qwen2vl"):
         raise ValueError(f"unknown projector family {projector!r}")
     path = Path(path)
     s = shape
@@ -218,7 +231,7 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
     w = GGUFWriter(str(path), "clip")
     w.add_name(f"edgeret-test-mmproj-{projector}")
     w.add_bool("clip.has_vision_encoder", True)
-    w.add_string("clip.projector_type", projector)
+    w.add_string("clip.projector_type", {"qwen2vl": "qwen2vl_merger"}.get(projector, projector))
     w.add_uint32("clip.vision.image_size", s.image_size)
     w.add_uint32("clip.vision.patch_size", s.patch_size)
     w.add_uint32("clip.vision.embedding_length", s.n_embd)
@@ -236,11 +249,13 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
 
     r = _Weights(seed, weight_type)
     # The patch convolution and position table stay f32: ggml's im2col path wants a float kernel.
-    w.add_tensor("v.patch_embd.weight",
-                 r.rng.standard_normal((s.n_embd, 3, s.patch_size, s.patch_size), dtype=np.float32)
-                 / np.float32(np.sqrt(3 * s.patch_size**2)))
-    w.add_tensor("v.patch_embd.bias", r.vec(s.n_embd, 0.02, 0.0))
-    w.add_tensor("v.position_embd.weight", r.mat(n_patches, s.n_embd, std=0.5))
+    convs = ("v.patch_embd.weight", "v.patch_embd.weight.1") if projector == "qwen2vl" else ("v.patch_embd.weight",)
+    for name in convs:
+        w.add_tensor(name, r.rng.standard_normal((s.n_embd, 3, s.patch_size, s.patch_size), dtype=np.float32)
+                     / np.float32(np.sqrt(3 * s.patch_size**2 * len(convs))))
+    if projector != "qwen2vl":
+        w.add_tensor("v.patch_embd.bias", r.vec(s.n_embd, 0.02, 0.0))
+        w.add_tensor("v.position_embd.weight", r.mat(n_patches, s.n_embd, std=0.5))
     for i in range(s.n_layer):
         p = f"v.blk.{i}."
         for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
@@ -253,7 +268,13 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
         w.add_tensor(p + "ffn_up.bias", r.vec(s.n_ff, 0.02, 0.0))
         r.add_mat(w, p + "ffn_down.weight", s.n_embd, s.n_ff)
         w.add_tensor(p + "ffn_down.bias", r.vec(s.n_embd, 0.02, 0.0))
-    if projector == "mlp":
+    if projector == "qwen2vl":
+        hidden = s.n_embd * 4
+        r.add_mat(w, "mm.0.weight", hidden, s.n_embd * 4)
+        w.add_tensor("mm.0.bias", r.vec(hidden, 0.02, 0.0))
+        r.add_mat(w, "mm.2.weight", text_embd, hidden)
+        w.add_tensor("mm.2.bias", r.vec(text_embd, 0.02, 0.0))
+    elif projector == "mlp":
         hidden = text_embd
         r.add_mat(w, "mm.0.weight", hidden, s.n_embd)
         w.add_tensor("mm.0.bias", r.vec(hidden, 0.02, 0.0))
@@ -288,7 +309,8 @@ def make_pair(out_dir: str | Path, projector: str = "mlp", *, shape: str = "tiny
     model = out / f"{stem}.gguf"
     mmproj = out / f"mmproj-{stem}-{mmproj_type}-e{text_embd or text_shape.n_embd}.gguf"
     if not (reuse and model.is_file()):
-        write_text_model(model, text_shape, text_type=text_type, seed=seed)
+        write_text_model(model, text_shape, text_type=text_type, seed=seed,
+                         arch="qwen2vl" if projector == "qwen2vl" else "llama")
     if not (reuse and mmproj.is_file()):
         write_mmproj(mmproj, projector, vision_shape, text_embd=text_embd or text_shape.n_embd,
                      weight_type=mmproj_type, seed=seed + 1)
@@ -298,7 +320,7 @@ def make_pair(out_dir: str | Path, projector: str = "mlp", *, shape: str = "tiny
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir")
-    ap.add_argument("--projector", choices=["mlp", "idefics3"], default="idefics3")
+    ap.add_argument("--projector", choices=["mlp", "idefics3", "qwen2vl"], default="idefics3")
     ap.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     ap.add_argument("--text-type", choices=sorted(QTYPES), default="f32")
     ap.add_argument("--mmproj-type", choices=sorted(QTYPES), default="f32")
