@@ -6,7 +6,7 @@ Two sizes:
   49,280-token vocabulary, idefics3 mmproj with SigLIP-B/16-512 sizes), for the benchmark.
 
 Weights are random, so answers are meaningless but fully deterministic for a given seed.
-Usage: python scripts/tiny_gguf.py OUT_DIR [--projector mlp|idefics3|qwen2vl] [--shape tiny|smolvlm-256m]
+Usage: python scripts/tiny_gguf.py OUT_DIR [--projector mlp|idefics3|qwen2vl|gemma3] [--shape tiny|smolvlm-256m]
        [--text-type f32|f16|bf16|q8_0]
 """
 
@@ -69,6 +69,8 @@ def _word_merges() -> list[str]:
 
 
 MERGES = _word_merges()
+
+SLIDING_WINDOW = 24  # gemma3 text models: tokens each sliding-window layer looks back over
 
 QTYPES = {"f32": GGMLQuantizationType.F32, "f16": GGMLQuantizationType.F16, "bf16": GGMLQuantizationType.BF16,
           "q8_0": GGMLQuantizationType.Q8_0}
@@ -160,8 +162,9 @@ class _Weights:
 
 def write_text_model(path: str | Path, shape: TextShape = TextShape(), *, text_type: str = "f32",
                      seed: int = 0, chat_template: str = SMOLVLM_TEMPLATE, arch: str = "llama") -> Path:
-    """Write a "llama" or "qwen2vl" (M-RoPE, q/k/v biases) text model with a byte-level BPE vocabulary."""
-    if arch not in ("llama", "qwen2vl"):
+    """Write a "llama", "qwen2vl" (M-RoPE, q/k/v biases) or "gemma3" (sliding-window attention, q/k norms,
+    post-norms) text model with a byte-level BPE vocabulary."""
+    if arch not in ("llama", "qwen2vl", "gemma3"):
         raise ValueError(f"unknown text architecture {arch!r}")
     path = Path(path)
     s = shape
@@ -180,6 +183,8 @@ def write_text_model(path: str | Path, shape: TextShape = TextShape(), *, text_t
     if arch == "qwen2vl":  # M-RoPE: temporal, height, width (and an unused 4th) shares of the rotated half
         half = head_dim // 2
         w.add_rope_dimension_sections([half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8, 0])
+    if arch == "gemma3":  # a window shorter than a prompt, so the sliding-window cache and mask really act
+        w.add_sliding_window(SLIDING_WINDOW)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(len(tokens))
     w.add_tokenizer_model("gpt2")
@@ -208,6 +213,10 @@ def write_text_model(path: str | Path, shape: TextShape = TextShape(), *, text_t
             for name, n in (("attn_q", s.n_embd), ("attn_k", kv), ("attn_v", kv)):
                 w.add_tensor(p + name + ".bias", r.vec(n, 0.02, 0.0))
         r.add_mat(w, p + "attn_output.weight", s.n_embd, s.n_embd)
+        if arch == "gemma3":
+            for name, n in (("attn_q_norm", head_dim), ("attn_k_norm", head_dim), ("post_attention_norm", s.n_embd),
+                            ("post_ffw_norm", s.n_embd)):
+                w.add_tensor(p + name + ".weight", r.vec(n, 0.1))
         w.add_tensor(p + "ffn_norm.weight", r.vec(s.n_embd, 0.1))
         r.add_mat(w, p + "ffn_gate.weight", s.n_ff, s.n_embd)
         r.add_mat(w, p + "ffn_up.weight", s.n_ff, s.n_embd)
@@ -223,7 +232,7 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
     qwen2vl: two patch convolutions (the temporal pair), no position table (2-D rotary inside the tower), and a
     2x2-merging MLP projector; its tokens are placed with M-RoPE by the text model.
     """
-    if projector not in ("mlp", "idefics3", "qwen2vl"):
+    if projector not in ("mlp", "idefics3", "qwen2vl", "gemma3"):
         raise ValueError(f"unknown projector family {projector!r}")
     path = Path(path)
     s = shape
@@ -242,6 +251,9 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
     w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
     w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
     w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    if projector == "gemma3":
+        w.add_bool("clip.use_gelu", True)
+        w.add_uint32("clip.vision.projector.scale_factor", s.scale_factor)  # average pooling, as tinygemma3
     if projector == "idefics3":
         w.add_bool("clip.use_gelu", True)
         w.add_uint32("clip.vision.projector.scale_factor", s.scale_factor)
@@ -274,6 +286,11 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
         w.add_tensor("mm.0.bias", r.vec(hidden, 0.02, 0.0))
         r.add_mat(w, "mm.2.weight", text_embd, hidden)
         w.add_tensor("mm.2.bias", r.vec(text_embd, 0.02, 0.0))
+    elif projector == "gemma3":
+        w.add_tensor("v.post_ln.weight", r.vec(s.n_embd, 0.1))
+        w.add_tensor("v.post_ln.bias", r.vec(s.n_embd, 0.02, 0.0))
+        w.add_tensor("mm.soft_emb_norm.weight", r.vec(s.n_embd, 0.1))
+        r.add_mat(w, "mm.input_projection.weight", s.n_embd, text_embd)
     elif projector == "mlp":
         hidden = text_embd
         r.add_mat(w, "mm.0.weight", hidden, s.n_embd)
@@ -310,7 +327,7 @@ def make_pair(out_dir: str | Path, projector: str = "mlp", *, shape: str = "tiny
     mmproj = out / f"mmproj-{stem}-{mmproj_type}-e{text_embd or text_shape.n_embd}.gguf"
     if not (reuse and model.is_file()):
         write_text_model(model, text_shape, text_type=text_type, seed=seed,
-                         arch="qwen2vl" if projector == "qwen2vl" else "llama")
+                         arch=projector if projector in ("qwen2vl", "gemma3") else "llama")
     if not (reuse and mmproj.is_file()):
         write_mmproj(mmproj, projector, vision_shape, text_embd=text_embd or text_shape.n_embd,
                      weight_type=mmproj_type, seed=seed + 1)
@@ -320,7 +337,7 @@ def make_pair(out_dir: str | Path, projector: str = "mlp", *, shape: str = "tiny
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir")
-    ap.add_argument("--projector", choices=["mlp", "idefics3", "qwen2vl"], default="idefics3")
+    ap.add_argument("--projector", choices=["mlp", "idefics3", "qwen2vl", "gemma3"], default="idefics3")
     ap.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     ap.add_argument("--text-type", choices=sorted(QTYPES), default="f32")
     ap.add_argument("--mmproj-type", choices=sorted(QTYPES), default="f32")
