@@ -1,7 +1,9 @@
 """Deterministic random-weight GGUF text model + mmproj pairs for tests and benchmarks.
 
+Projector families: "mlp" (LLaVA) and "idefics3" (SmolVLM) with a llama text model, "qwen2vl" with an M-RoPE
+qwen2vl text model, "gemma3" with a sliding-window gemma3 text model.
 Two sizes:
-- "tiny": a 2-layer llama text model and a 2-layer vision tower, each file well under 1 MB;
+- "tiny": a 2-layer text model and a 2-layer vision tower, each file well under 1 MB;
 - "smolvlm-256m": the real layer sizes of SmolVLM-256M-Instruct (SmolLM2-135M-shaped text model with the real
   49,280-token vocabulary, idefics3 mmproj with SigLIP-B/16-512 sizes), for the benchmark.
 
