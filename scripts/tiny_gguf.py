@@ -1,14 +1,14 @@
 """Deterministic random-weight GGUF text model + mmproj pairs for tests and benchmarks.
 
-Projector families: "mlp" (LLaVA) and "idefics3" (SmolVLM) with a llama text model, "qwen2vl" with an M-RoPE
-qwen2vl text model, "gemma3" with a sliding-window gemma3 text model.
+Projector families: "mlp" (LLaVA) and "idefics3" (SmolVLM) with a llama text model, "qwen2vl" and "qwen25vl"
+(Qwen2-VL, Qwen2.5-VL) with an M-RoPE qwen2vl text model, "gemma3" with a sliding-window gemma3 text model.
 Two sizes:
 - "tiny": a 2-layer text model and a 2-layer vision tower, each file well under 1 MB;
 - "smolvlm-256m": the real layer sizes of SmolVLM-256M-Instruct (SmolLM2-135M-shaped text model with the real
   49,280-token vocabulary, idefics3 mmproj with SigLIP-B/16-512 sizes), for the benchmark.
 
 Weights are random, so answers are meaningless but fully deterministic for a given seed.
-Usage: python scripts/tiny_gguf.py OUT_DIR [--projector mlp|idefics3|qwen2vl|gemma3] [--shape tiny|smolvlm-256m]
+Usage: python scripts/tiny_gguf.py OUT_DIR [--projector mlp|idefics3|qwen2vl|qwen25vl|gemma3] [--shape tiny|...]
        [--text-type f32|f16|bf16|q8_0]
 """
 
@@ -72,6 +72,10 @@ def _word_merges() -> list[str]:
 
 MERGES = _word_merges()
 
+# family name -> the GGUF's clip.projector_type, and the text architecture that goes with it
+PROJECTORS = {"mlp": "mlp", "idefics3": "idefics3", "qwen2vl": "qwen2vl_merger", "qwen25vl": "qwen2.5vl_merger",
+              "gemma3": "gemma3"}
+TEXT_ARCH = {"qwen2vl": "qwen2vl", "qwen25vl": "qwen2vl", "gemma3": "gemma3"}
 SLIDING_WINDOW = 24  # gemma3 text models: tokens each sliding-window layer looks back over
 
 QTYPES = {"f32": GGMLQuantizationType.F32, "f16": GGMLQuantizationType.F16, "bf16": GGMLQuantizationType.BF16,
@@ -229,12 +233,13 @@ def write_text_model(path: str | Path, shape: TextShape = TextShape(), *, text_t
 
 def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionShape(), *, text_embd: int = 64,
                  weight_type: str = "f32", seed: int = 1) -> Path:
-    """Write a CLIP/SigLIP-style vision tower with an "mlp" (LLaVA), "idefics3" (SmolVLM) or "qwen2vl" projector.
+    """Write a vision tower with an "mlp" (LLaVA), "idefics3" (SmolVLM), "qwen2vl", "qwen25vl" or "gemma3" projector.
 
     qwen2vl: two patch convolutions (the temporal pair), no position table (2-D rotary inside the tower), and a
-    2x2-merging MLP projector; its tokens are placed with M-RoPE by the text model.
+    2x2-merging MLP projector; its tokens are placed with M-RoPE by the text model. qwen25vl adds windowed attention
+    in every other layer, RMS norms and gated (SiLU) MLPs.
     """
-    if projector not in ("mlp", "idefics3", "qwen2vl", "gemma3"):
+    if projector not in PROJECTORS:
         raise ValueError(f"unknown projector family {projector!r}")
     path = Path(path)
     s = shape
@@ -242,7 +247,7 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
     w = GGUFWriter(str(path), "clip")
     w.add_name(f"edgeret-test-mmproj-{projector}")
     w.add_bool("clip.has_vision_encoder", True)
-    w.add_string("clip.projector_type", {"qwen2vl": "qwen2vl_merger"}.get(projector, projector))
+    w.add_string("clip.projector_type", PROJECTORS[projector])
     w.add_uint32("clip.vision.image_size", s.image_size)
     w.add_uint32("clip.vision.patch_size", s.patch_size)
     w.add_uint32("clip.vision.embedding_length", s.n_embd)
@@ -253,6 +258,11 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
     w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
     w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
     w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    qwen = projector in ("qwen2vl", "qwen25vl")
+    if projector == "qwen25vl":
+        w.add_bool("clip.use_silu", True)
+        w.add_uint32("clip.vision.n_wa_pattern", 2)  # layer 2 attends globally, layer 1 within windows
+        w.add_uint32("clip.vision.window_size", 2 * 2 * s.patch_size)  # 2x2 merged tokens per window
     if projector == "gemma3":
         w.add_bool("clip.use_gelu", True)
         w.add_uint32("clip.vision.projector.scale_factor", s.scale_factor)  # average pooling, as tinygemma3
@@ -263,11 +273,11 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
 
     r = _Weights(seed, weight_type)
     # The patch convolution and position table stay f32: ggml's im2col path wants a float kernel.
-    convs = ("v.patch_embd.weight", "v.patch_embd.weight.1") if projector == "qwen2vl" else ("v.patch_embd.weight",)
+    convs = ("v.patch_embd.weight", "v.patch_embd.weight.1") if qwen else ("v.patch_embd.weight",)
     for name in convs:
         w.add_tensor(name, r.rng.standard_normal((s.n_embd, 3, s.patch_size, s.patch_size), dtype=np.float32)
                      / np.float32(np.sqrt(3 * s.patch_size**2 * len(convs))))
-    if projector != "qwen2vl":
+    if not qwen:
         w.add_tensor("v.patch_embd.bias", r.vec(s.n_embd, 0.02, 0.0))
         w.add_tensor("v.position_embd.weight", r.mat(n_patches, s.n_embd, std=0.5))
     for i in range(s.n_layer):
@@ -278,11 +288,14 @@ def write_mmproj(path: str | Path, projector: str, shape: VisionShape = VisionSh
         for ln in ("ln1", "ln2"):
             w.add_tensor(p + ln + ".weight", r.vec(s.n_embd, 0.1))
             w.add_tensor(p + ln + ".bias", r.vec(s.n_embd, 0.02, 0.0))
-        r.add_mat(w, p + "ffn_up.weight", s.n_ff, s.n_embd)
-        w.add_tensor(p + "ffn_up.bias", r.vec(s.n_ff, 0.02, 0.0))
+        for ffn in ("ffn_gate", "ffn_up") if projector == "qwen25vl" else ("ffn_up",):
+            r.add_mat(w, p + ffn + ".weight", s.n_ff, s.n_embd)
+            w.add_tensor(p + ffn + ".bias", r.vec(s.n_ff, 0.02, 0.0))
         r.add_mat(w, p + "ffn_down.weight", s.n_embd, s.n_ff)
         w.add_tensor(p + "ffn_down.bias", r.vec(s.n_embd, 0.02, 0.0))
-    if projector == "qwen2vl":
+    if qwen:
+        if projector == "qwen25vl":
+            w.add_tensor("v.post_ln.weight", r.vec(s.n_embd, 0.1))
         hidden = s.n_embd * 4
         r.add_mat(w, "mm.0.weight", hidden, s.n_embd * 4)
         w.add_tensor("mm.0.bias", r.vec(hidden, 0.02, 0.0))
@@ -329,7 +342,7 @@ def make_pair(out_dir: str | Path, projector: str = "mlp", *, shape: str = "tiny
     mmproj = out / f"mmproj-{stem}-{mmproj_type}-e{text_embd or text_shape.n_embd}.gguf"
     if not (reuse and model.is_file()):
         write_text_model(model, text_shape, text_type=text_type, seed=seed,
-                         arch=projector if projector in ("qwen2vl", "gemma3") else "llama")
+                         arch=TEXT_ARCH.get(projector, "llama"))
     if not (reuse and mmproj.is_file()):
         write_mmproj(mmproj, projector, vision_shape, text_embd=text_embd or text_shape.n_embd,
                      weight_type=mmproj_type, seed=seed + 1)
@@ -339,7 +352,7 @@ def make_pair(out_dir: str | Path, projector: str = "mlp", *, shape: str = "tiny
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir")
-    ap.add_argument("--projector", choices=["mlp", "idefics3", "qwen2vl", "gemma3"], default="idefics3")
+    ap.add_argument("--projector", choices=sorted(PROJECTORS), default="idefics3")
     ap.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     ap.add_argument("--text-type", choices=sorted(QTYPES), default="f32")
     ap.add_argument("--mmproj-type", choices=sorted(QTYPES), default="f32")

@@ -1,7 +1,7 @@
 """Re-rankers whose image tokens cannot ride in one plain embedding batch, generated like the others:
 
-- Qwen2-VL ("qwen2vl" M-RoPE text model + "qwen2vl_merger" projector): image tokens sit on a 2-D position grid, and
-  their number follows the image size;
+- Qwen2-VL and Qwen2.5-VL ("qwen2vl" M-RoPE text model + "qwen2vl_merger" / "qwen2.5vl_merger" projector, the
+  latter with windowed attention): image tokens sit on a 2-D position grid, and their number follows the image size;
 - Gemma 3 ("gemma3" text model with sliding-window layers + "gemma3" projector): image tokens attend to each other
   both ways (non-causal), and the sliding window (24 tokens here) is shorter than the prompt.
 
@@ -19,7 +19,8 @@ from edgeret.rerank.mllm import MllmReranker
 from edgeret.rerank.tokens import TokenStore
 
 TOL = 1e-4
-FAMILIES = {"qwen2vl": ("qwen2vl", "qwen2vl_merger"), "gemma3": ("gemma3", "gemma3")}
+FAMILIES = {"qwen2vl": ("qwen2vl", "qwen2vl_merger"), "qwen25vl": ("qwen2vl", "qwen2.5vl_merger"),
+            "gemma3": ("gemma3", "gemma3")}
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -33,7 +34,7 @@ def family(request, tmp_path_factory):
 def test_the_pair_loads_with_per_piece_decoding(family):
     name, r = family
     assert (r.architecture, r.projector) == FAMILIES[name] and not r.single_batch
-    assert (r._mrope, r._non_causal) == ((True, False) if name == "qwen2vl" else (False, True))
+    assert (r._mrope, r._non_causal) == ((False, True) if name == "gemma3" else (True, False))
 
 
 def test_fast_path_equals_naive_for_photo_and_text_queries(family, tmp_path):
@@ -57,7 +58,7 @@ def test_fast_path_equals_naive_for_photo_and_text_queries(family, tmp_path):
 def test_token_count_and_image_size(family):
     name, r = family
     small, large = r.encode(photo(7, 32, 32)), r.encode(photo(7, 96, 64))
-    if name == "qwen2vl":
+    if name != "gemma3":
         assert large.n_tokens > small.n_tokens > 0
     else:  # Gemma 3 resizes every image to its one square tile
         assert large.n_tokens == small.n_tokens > 0

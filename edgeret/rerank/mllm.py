@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # get the single-batch path, where the candidate's text tokens are fed as embeddings alongside its image.
 _PLAIN_EMBEDDING_ARCHS = {"llama", "qwen2", "qwen3"}
 # mtmd projector families exercised by the tests; others may work and are allowed with a warning.
-_TESTED_PROJECTORS = {"mlp", "idefics3", "qwen2vl_merger", "gemma3"}
+_TESTED_PROJECTORS = {"mlp", "idefics3", "qwen2vl_merger", "qwen2.5vl_merger", "gemma3"}
 _DEFAULT_N_CTX = 4096
 _N_BATCH = 512
 _FINGERPRINT_BYTES = 1 << 20
