@@ -1,6 +1,6 @@
 """The Duplicates tab: "Find duplicates" runs edgeret.duplicates.find_duplicates on a worker thread with progress;
 groups are listed on the left and the chosen group's photos shown side by side, the original first and marked.
-Nothing is moved or deleted from here."""
+"Verify borderline pairs" lets a re-ranker judge the pairs near the threshold. Nothing is moved or deleted here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -43,6 +44,9 @@ class DuplicatesView(QWidget):
         self.threshold.setDecimals(2)
         self.threshold.setValue(0.95)
         self.threshold.setToolTip("Cosine similarity above which two photos count as the same")
+        self.verify = QCheckBox("Verify borderline pairs")
+        self.verify.setToolTip("Pairs near the threshold are judged by the re-ranker (the multimodal LLM when it is "
+                               "installed, else spatial verification)")
         self.bar = QProgressBar()
         self.bar.hide()
         self.status = QLabel("Groups of copies and near-copies in the library. Nothing is moved or deleted.")
@@ -51,6 +55,7 @@ class DuplicatesView(QWidget):
         top.addWidget(self.find)
         top.addWidget(QLabel("Similarity at least"))
         top.addWidget(self.threshold)
+        top.addWidget(self.verify)
         top.addWidget(self.cancel)
         top.addWidget(self.bar, 1)
         self.group_list = QListWidget()
@@ -77,7 +82,8 @@ class DuplicatesView(QWidget):
     def start(self) -> None:
         if self.running():
             return
-        w = self.worker = DuplicatesWorker(self.library, self.threshold.value(), k=10, parent=self)
+        w = self.worker = DuplicatesWorker(self.library, self.threshold.value(), k=10,
+                                           verify=self.verify.isChecked(), parent=self)
         w.progress.connect(self._progress)
         w.found.connect(self._found)
         w.failed.connect(self._failed)
@@ -98,7 +104,7 @@ class DuplicatesView(QWidget):
         self.bar.setValue(done)
         self.status.setText(f"{stage}: {done:,} of {total:,}")
 
-    def _found(self, groups: list) -> None:
+    def _found(self, groups: list, verifier: str) -> None:
         self.groups = groups
         self.group_list.clear()
         self.model.set_members([])
@@ -107,8 +113,10 @@ class DuplicatesView(QWidget):
             item.setToolTip("\n".join(m.path for m in g.members))
             self.group_list.addItem(item)
         copies = sum(len(g.copies) for g in groups)
-        self.status.setText(f"{len(groups)} groups, {copies} extra copies (nothing moved or deleted)"
-                            if groups else "no duplicates found")
+        judged = f"; borderline pairs judged by {verifier}: {sum(g.verified for g in groups)} confirmed" \
+            if verifier else ""
+        self.status.setText(f"{len(groups)} groups, {copies} extra copies{judged} (nothing moved or deleted)"
+                            if groups else f"no duplicates found{judged}")
         if groups:
             self.group_list.setCurrentRow(0)
 

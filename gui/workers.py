@@ -294,15 +294,16 @@ def open_reranker(lib: Library, s: QuerySettings):
 
 class DuplicatesWorker(QThread):
     """Finds near-duplicate groups (edgeret.duplicates.find_duplicates) on its own library reader; nothing is moved
-    or deleted. Cancel is cooperative: the k-NN stops between chunks."""
+    or deleted. With `verify`, a re-ranker (the MLLM when installed, else sv) judges the borderline pairs.
+    Cancel is cooperative: the k-NN stops between chunks, verification between pairs."""
 
     progress = Signal(int, int, str)  # done, total, stage
-    found = Signal(object)  # list[edgeret.duplicates.Group], the original first in each
+    found = Signal(object, str)  # list[edgeret.duplicates.Group] (the original first in each), verifier name or ""
     failed = Signal(str)
 
-    def __init__(self, library: Path, threshold: float, k: int, parent=None):
+    def __init__(self, library: Path, threshold: float, k: int, verify: bool = False, parent=None):
         super().__init__(parent)
-        self.library, self.threshold, self.k = library, threshold, k
+        self.library, self.threshold, self.k, self.verify = library, threshold, k, verify
         self._cancel = threading.Event()
         self._last_emit = 0.0
 
@@ -316,7 +317,7 @@ class DuplicatesWorker(QThread):
             self.progress.emit(done, total, stage)
 
     def run(self) -> None:
-        from edgeret.duplicates import find_duplicates
+        from edgeret.duplicates import find_duplicates, open_verifier
 
         with failures_to(self.failed.emit, "finding duplicates"):
             try:
@@ -324,13 +325,17 @@ class DuplicatesWorker(QThread):
             except LibraryError:
                 raise LibraryError("the library is empty: add a photo folder first") from None
             with lib:
+                verifier = open_verifier(lib) if self.verify else None
                 try:
-                    groups = find_duplicates(lib, threshold=self.threshold, k=self.k, progress=self._progress,
-                                             cancel=self._cancel.is_set)
+                    groups = find_duplicates(lib, threshold=self.threshold, k=self.k, verifier=verifier,
+                                             progress=self._progress, cancel=self._cancel.is_set)
                 except Cancelled:
                     self.failed.emit("cancelled")
                     return
-            self.found.emit(groups)
+                finally:
+                    if verifier is not None:
+                        verifier.close()
+            self.found.emit(groups, verifier.name if verifier is not None else "")
 
 
 # -------------------------------------------------------------------------------------------------- model installs

@@ -95,3 +95,22 @@ def test_an_empty_library_reports_instead_of_failing(qtbot, tmp_path):
         assert w.duplicates.group_list.count() == 0
     finally:
         close(w)
+
+
+def test_verify_lets_a_re_ranker_judge_borderline_pairs(qtbot, window, dup_library):
+    """The threshold set at the resized copy's own similarity makes that pair borderline: sv (no MLLM installed
+    here) judges it and confirms it, and the group is unchanged."""
+    root, lib_path = dup_library
+    with Library(lib_path) as lib:
+        keys, matrix = lib.catalog.vectors()
+        row = {int(k): i for i, k in enumerate(keys)}
+        a, b = (row[lib.catalog.id_for_path(str(root / p))] for p in ("a/p0.jpg", "b/p0-small.jpg"))
+        cos = float(matrix[a].astype("float32") @ matrix[b].astype("float32"))
+    view = window.duplicates
+    view.threshold.setValue(min(cos, 1.0))
+    view.verify.setChecked(True)
+    qtbot.mouseClick(view.find, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.worker is None, timeout=WAIT)
+    assert "borderline pairs judged by sv" in view.status.text(), view.status.text()
+    assert view.group_list.count() == 1 and view.group_list.item(0).text() == "3 photos · p0.jpg"
+    assert view.groups[0].verified >= 1
