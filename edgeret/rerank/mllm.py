@@ -51,7 +51,6 @@ class _Layout:
     prefix: str
     tail: str
     answers: tuple[np.ndarray, np.ndarray]  # vocabulary ids of the positive and the negative answer
-    query_images: int  # 1 for image queries, 0 for text queries
 
 
 class RerankerError(ModelError):
@@ -431,8 +430,7 @@ class MllmReranker:
         cut = text.rfind(self._marker)
         if text.count(self._marker) != query_images + 1:
             raise RerankerError(f"{self.model_path.name}: its chat template dropped the image markers")
-        return _Layout(text[:cut], text[cut:], (self._answer(prompt.positive), self._answer(prompt.negative)),
-                       query_images)
+        return _Layout(text[:cut], text[cut:], (self._answer(prompt.positive), self._answer(prompt.negative)))
 
     def _layout_for(self, query) -> _Layout:
         if isinstance(query, str):
