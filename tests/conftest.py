@@ -44,6 +44,14 @@ def tiny_fmap_encoder(tmp_path_factory) -> Path:
     return tiny_onnx.write(tmp_path_factory.mktemp("enc") / "tiny-fmap", "feature_map")
 
 
+@pytest.fixture(scope="session")
+def towers(tmp_path_factory) -> tuple[Path, Path]:
+    """A generated CLIP-style (image tower, text tower) pair whose embeddings share one space (scripts/tiny_text)."""
+    import tiny_text
+
+    return tiny_text.write(tmp_path_factory.mktemp("clip"))
+
+
 def make_photo(path: Path, seed: int, size=(320, 240), fmt: str | None = None, **save) -> Path:
     """A deterministic synthetic photo: coloured shapes on a gradient, distinct per seed."""
     rng = np.random.default_rng(seed)

@@ -26,11 +26,6 @@ tiny_models = rerank_fixtures.tiny_models  # shared fixture: generated GGUF pair
 
 
 @pytest.fixture(scope="module")
-def towers(tmp_path_factory):
-    return tiny_text.write(tmp_path_factory.mktemp("clip"))
-
-
-@pytest.fixture(scope="module")
 def colour_library(tmp_path_factory, towers):
     """Six mostly-one-colour photos indexed with the image tower that pairs with the text tower (as test_text)."""
     base = tmp_path_factory.mktemp("colours")

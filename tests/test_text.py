@@ -17,11 +17,6 @@ tiny_models = rerank_fixtures.tiny_models  # shared fixture: generated GGUF pair
 
 
 @pytest.fixture(scope="module")
-def towers(tmp_path_factory):
-    return tiny_text.write(tmp_path_factory.mktemp("clip"))
-
-
-@pytest.fixture(scope="module")
 def text_enc(towers):
     return TextEncoder(towers[1], threads=1)
 

@@ -18,6 +18,7 @@ import math
 import os
 from pathlib import Path
 
+from edgeret.config import models_dir
 from edgeret.errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,6 @@ def weights_for(model: Path, tensors: dict, policy: str, fingerprint: str) -> Pa
 
     tensors: {name: (ggml type, ne, offset)} from the GGUF header; fingerprint: the model file's identity.
     """
-    from edgeret.config import models_dir
-
     if policy not in POLICIES:
         raise UsageError(f"unknown weights policy {policy!r}: choose one of {', '.join(POLICIES)}")
     packed = any(t != _F32 for t, ne, _ in tensors.values() if len(ne) >= 2)
