@@ -208,7 +208,7 @@ finally:
 
 def smolvlm_flops(candidate_tokens: int) -> dict:
     """Matmul FLOPs of SmolVLM-256M per candidate: text decode of its tokens, and one 512 px vision tile."""
-    import tiny_gguf
+    from edgeret.testing import tiny_gguf
 
     t, v = tiny_gguf.SHAPES["smolvlm-256m"]
     kv = t.n_embd // t.n_head * t.n_head_kv

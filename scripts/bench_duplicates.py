@@ -26,8 +26,7 @@ import numpy as np
 # onnxruntime must be loaded before usearch: the other order segfaults (onnxruntime 1.31.1, usearch 2.26.6/numkong)
 import edgeret.encoders  # noqa: F401
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def clustered(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, list[list[int]]]:
@@ -71,10 +70,9 @@ def bench_duplicates(n: int, dim: int, threads: int, k: int, threshold: float, e
 
 
 def bench_watch(trials: int, burst: int) -> None:
-    import tiny_onnx
-    from conftest import make_photo
-
     from edgeret.library import Library
+    from edgeret.testing import tiny_onnx
+    from edgeret.testing.photos import make_photo
     from edgeret.watch import Watcher
 
     with tempfile.TemporaryDirectory() as tmp:

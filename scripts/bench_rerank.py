@@ -30,13 +30,11 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import tiny_gguf  # noqa: E402
 
 from edgeret.rerank.mllm import MllmReranker  # noqa: E402
 from edgeret.rerank.prompts import PairPrompt  # noqa: E402
 from edgeret.rerank.tokens import TokenStore  # noqa: E402
+from edgeret.testing import tiny_gguf  # noqa: E402
 
 
 def photo(seed: int, w: int = 1024, h: int = 768) -> Image.Image:

@@ -1,22 +1,22 @@
-"""Shared fixtures: generated encoders and photos, the shared dev data (skipped when absent), isolated dirs."""
+"""Shared fixtures for every test area: isolated dirs, the generated models (each built ONCE per session), photos,
+and the shared dev data (skipped when absent). Area conftests add what only their area needs."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+
+from edgeret.testing.photos import make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 SHARED = Path(os.environ.get("EDGERET_SHARED", ROOT.parent / "shared"))
 DEVSET = SHARED / "data" / "devset"
 MNV2 = SHARED / "models" / "mnv2-gem"
+PROJECTORS = ("mlp", "idefics3")  # the projector families every re-ranker test runs against
 
 
 @pytest.fixture(autouse=True)
@@ -25,49 +25,54 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("EDGERET_MODELS", str(home / "models"))
     monkeypatch.setenv("EDGERET_CONFIG", str(home / "config.toml"))
-    monkeypatch.delenv("EDGERET_LIBRARY", raising=False)
-    monkeypatch.delenv("EDGERET_ENCODER", raising=False)
-    monkeypatch.delenv("EDGERET_VLM_WEIGHTS", raising=False)
+    for name in ("EDGERET_LIBRARY", "EDGERET_ENCODER", "EDGERET_VLM_WEIGHTS", "EDGERET_THREADS",
+                 "EDGERET_EXACT_BELOW"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
-    import tiny_onnx
+    from edgeret.testing import tiny_onnx
 
     return tiny_onnx.write(tmp_path_factory.mktemp("enc") / "tiny-embed", "embedding")
 
 
 @pytest.fixture(scope="session")
 def tiny_fmap_encoder(tmp_path_factory) -> Path:
-    import tiny_onnx
+    from edgeret.testing import tiny_onnx
 
     return tiny_onnx.write(tmp_path_factory.mktemp("enc") / "tiny-fmap", "feature_map")
 
 
 @pytest.fixture(scope="session")
 def towers(tmp_path_factory) -> tuple[Path, Path]:
-    """A generated CLIP-style (image tower, text tower) pair whose embeddings share one space (scripts/tiny_text)."""
-    import tiny_text
+    """A generated CLIP-style (image tower, text tower) pair whose embeddings share one space (testing.tiny_text)."""
+    from edgeret.testing import tiny_text
 
     return tiny_text.write(tmp_path_factory.mktemp("clip"))
 
 
-def make_photo(path: Path, seed: int, size=(320, 240), fmt: str | None = None, **save) -> Path:
-    """A deterministic synthetic photo: coloured shapes on a gradient, distinct per seed."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    grad = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * rng.uniform(0.2, 1, 3)
-    base = np.broadcast_to(grad, (h, w, 3)).astype(np.uint8)
-    im = Image.fromarray(base)
-    draw = ImageDraw.Draw(im)
-    for _ in range(6):
-        x0, y0 = rng.integers(0, w - 20), rng.integers(0, h - 20)
-        x1, y1 = x0 + rng.integers(10, w // 2), y0 + rng.integers(10, h // 2)
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    im.save(path, fmt, **save)
-    return path
+@pytest.fixture(scope="session")
+def thumb_encoder(tmp_path_factory) -> Path:
+    """The thumbnail image tower near-duplicate tests use (testing.tiny_text.write_thumbnail_encoder)."""
+    from edgeret.testing import tiny_text
+
+    return tiny_text.write_thumbnail_encoder(tmp_path_factory.mktemp("thumb") / "thumb")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """f32 (text, mmproj) GGUF pairs per projector family in PROJECTORS (each file < 1 MB)."""
+    from edgeret.testing import tiny_gguf
+
+    out = tmp_path_factory.mktemp("rerank-models")
+    return {p: tiny_gguf.make_pair(out / p, p) for p in PROJECTORS}
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tiny_models) -> tuple[Path, Path]:
+    """The idefics3 (SmolVLM-style) pair: the re-ranker the GUI and CLI tests install and run."""
+    return tiny_models["idefics3"]
 
 
 @pytest.fixture
@@ -81,11 +86,6 @@ def photos(tmp_path) -> Path:
     make_photo(root / "b" / "drawing.png", seed=99)
     make_photo(root / ".hidden" / "secret.jpg", seed=100)
     return root
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) of every file under root: proof that nothing was written there."""
-    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 
 
 @pytest.fixture

@@ -1,0 +1,69 @@
+"""What the GUI tests share: waiting for the window's workers, closing it cleanly, dropping files on it."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication
+
+from gui.main_window import MainWindow
+
+N_PHOTOS = 13  # the `photos` fixture: 12 JPEGs and a PNG (the hidden folder is skipped)
+WAIT = 90_000  # generous: CI machines can be slow and shared
+
+
+def close(w: MainWindow) -> None:
+    """Stop the workers and free the window while Qt is still up (not in the interpreter's final collection)."""
+    w.shutdown()
+    w.close()
+    w.deleteLater()
+    QApplication.processEvents()
+    gc.collect()
+
+
+def index(qtbot, w: MainWindow, folder: Path) -> list[tuple[int, int, str]]:
+    """Add `folder` as the user would and wait for indexing; returns the progress reports seen."""
+    seen = []
+    w.add_folder(str(folder))
+    w.index_worker.progress.connect(lambda d, t, p: seen.append((d, t, p)))
+    with qtbot.waitSignal(w.index_worker.report, timeout=WAIT):
+        pass
+    qtbot.waitUntil(lambda: w.photo_model.rowCount() == N_PHOTOS, timeout=WAIT)
+    return seen
+
+
+def run_query(qtbot, w: MainWindow, start) -> list[tuple[int, int, list]]:
+    """Start a query with `start()`, wait for it to finish; returns (judged, total, results) per update."""
+    updates = []
+
+    def record(gen, results, judged, total):
+        updates.append((judged, total, results))
+
+    w.query.results.connect(record)
+    with qtbot.waitSignal(w.query.finished_query, timeout=WAIT) as done:
+        start()
+    w.query.results.disconnect(record)
+    updates.append(done.args[1])
+    return updates
+
+
+def drop(widget, path: Path) -> None:
+    """Drag a file onto `widget` exactly as a file manager would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    actions = Qt.DropAction.CopyAction
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(QPoint(10, 10), actions, mime, buttons, mods)  # QPoint: accepted by every PySide6 6.x
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    QApplication.sendEvent(widget, QDropEvent(QPointF(10, 10), actions, mime, buttons, mods))
+
+
+def pixel_std(image: QImage) -> float:
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    arr = np.frombuffer(image.constBits(), np.uint8, image.sizeInBytes())
+    return float(arr.std())
