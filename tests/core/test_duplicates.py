@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgeret import cli_more
+from edgeret.cli import duplicates as cli_duplicates
 from edgeret.duplicates import find_duplicates, group_rows, knn, move_duplicates, open_verifier, undo_moves
 from edgeret.errors import Cancelled, UsageError
 from edgeret.library import Library
@@ -158,7 +158,7 @@ def test_move_and_undo_never_lose_a_file(tmp_path, dup_photos, thumb_encoder):
 
 def _cli(argv):
     parser = argparse.ArgumentParser(prog="edgeret")
-    cli_more.add_parsers(parser.add_subparsers(dest="command", required=True))
+    cli_duplicates.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -99,7 +99,7 @@ def test_text_query_for_the_search_command(colour_library, towers):
     from argparse import Namespace
     from types import SimpleNamespace
 
-    from edgeret.cli_more import text_query
+    from edgeret.cli.search import text_query
 
     args = Namespace(text="something green", k=2, text_encoder=str(towers[1]))
     hits = text_query(args, colour_library, SimpleNamespace(threads=1))

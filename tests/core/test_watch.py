@@ -138,8 +138,8 @@ def test_cli_watch_runs_until_interrupted(indexed, photos):
 
     code = (
         "import argparse, sys\n"
-        "from edgeret import cli_more\n"
-        "p = argparse.ArgumentParser(); cli_more.add_parsers(p.add_subparsers(dest='c'))\n"
+        "from edgeret.cli import watch\n"
+        "p = argparse.ArgumentParser(); watch.add_parser(p.add_subparsers(dest='c'))\n"
         "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
     )
     proc = subprocess.Popen(

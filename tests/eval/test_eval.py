@@ -6,7 +6,6 @@ import shutil
 import pytest
 from PIL import Image
 
-from edgeret import cli_eval
 from edgeret.decode import decode
 from edgeret.evaluate import (
     FOLDER_KIND,
@@ -20,12 +19,10 @@ from edgeret.library import Library
 
 
 def eval_main(argv: list[str]) -> int:
-    """`edgeret eval ...` through edgeret.cli when the command is wired there, else through cli_eval itself."""
-    from edgeret import cli
+    """`edgeret eval ...`."""
+    from edgeret.cli import main
 
-    parser = cli.build_parser()
-    wired = any("eval" in (getattr(a, "choices", None) or {}) for a in parser._subparsers._group_actions)
-    return cli.main(["eval", *argv]) if wired else cli_eval.main(argv)
+    return main(["eval", *argv])
 
 
 @pytest.fixture(scope="module")

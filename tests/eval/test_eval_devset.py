@@ -29,10 +29,10 @@ def devset_library(tmp_path_factory):
 
 
 def test_devset_first_stage_reproduces_reference(devset_library, capsys):
-    from edgeret.cli_eval import main
+    from edgeret.cli import main
 
     lib, devset = devset_library
-    assert main(["--library", str(lib), "--gt", str(devset / "gt.json"), "--json", "-k", "50"]) == 0
+    assert main(["eval", "--library", str(lib), "--gt", str(devset / "gt.json"), "--json", "-k", "50"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["queries"] == 128 and rep["skipped_no_positives"] == 0 and rep["library_size"] == 136
     m = rep["metrics"]

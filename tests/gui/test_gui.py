@@ -209,7 +209,7 @@ def test_thumbnail_cache_keys_and_location(tmp_path, photos):
 def test_cli_gui_command_parses_without_qt_import():
     import argparse
 
-    from edgeret import cli_gui
+    from edgeret.cli import gui as cli_gui
 
     parser = argparse.ArgumentParser()
     cli_gui.add_parser(parser.add_subparsers(dest="command"))

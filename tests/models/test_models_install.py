@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeret import cli_models, models
+from edgeret import models
+from edgeret.cli import models as cli_models
 from edgeret.config import models_dir
 from edgeret.errors import ModelError, ModelMissing
 from edgeret.rerank.weights import COPIES

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 
-from edgeret import models
-from edgeret.errors import ModelError
+from .. import models
+from ..errors import ModelError
+from .common import add_progress, interruptible
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,58 +24,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     q.add_argument("name", help="registry name (see `edgeret models list`)")
     q.add_argument("--trust-unverified", action="store_true", help="accept files that have no published sha256")
     q.add_argument("--force", action="store_true", help="download again even if installed")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(q)
     q.set_defaults(func=cmd_pull)
 
     q = sub.add_parser("import", help="install model files copied from another machine (no network needed)")
     q.add_argument("path", help="a folder holding the model's files, or one of the files")
     q.add_argument("--name", help="registry name, when the files fit several models")
     q.add_argument("--trust-unverified", action="store_true", help="accept files that have no published sha256")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(q)
     q.set_defaults(func=cmd_import)
 
     q = sub.add_parser("verify", help="re-check installed models: size, sha256 and file headers")
     q.add_argument("names", nargs="*", help="models to check (default: all installed)")
     q.add_argument("--json", action="store_true", help="print one JSON array")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress(q)
     q.set_defaults(func=cmd_verify)
 
     q = sub.add_parser("remove", help="uninstall a model")
     q.add_argument("name")
     q.set_defaults(func=cmd_remove)
     return p
-
-
-class _Bar:
-    """A byte-counting tqdm bar over a whole model, opened on the first report."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
-
-    def __call__(self, p: models.Progress) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=p.total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                file=sys.stderr,
-                dynamic_ncols=True,
-                desc=p.model,
-            )
-        self.bar.total = max(self.bar.total or 0, p.total)
-        self.bar.n = p.done
-        self.bar.set_postfix_str(p.file[-40:], refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _human(n: int) -> str:
@@ -105,15 +72,9 @@ def cmd_list(args) -> int:
 
 
 def _run_with_bar(enabled: bool, job) -> object:
-    """Run job(progress, cancel) with a progress bar and Ctrl-C mapped to a clean cancel."""
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    bar = _Bar(enabled and sys.stderr.isatty())
-    try:
-        return job(bar, stop.is_set)
-    finally:
-        bar.close()
-        signal.signal(signal.SIGINT, previous)
+    """Run job(progress, cancel) with a byte-counting bar and Ctrl-C mapped to a clean cancel."""
+    with interruptible(enabled and sys.stderr.isatty()) as (bar, cancel):
+        return job(bar.bytes, cancel)
 
 
 def cmd_pull(args) -> int:

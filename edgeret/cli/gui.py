@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
+from .common import add_common
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the `gui` command to an argparse subparsers object."""
     p = subparsers.add_parser("gui", help="open the desktop app (needs the [gui] extra: PySide6)")
-    p.add_argument("--library", type=Path, help="library folder (default: user data dir; env EDGERET_LIBRARY)")
-    p.add_argument("--encoder", help="encoder for a new library: a registry name or a model folder")
-    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    add_common(p, json=False)
     p.add_argument("--text-encoder", help="text tower for text search (default: the one pairing the library)")
     p.set_defaults(func=cmd_gui)
     return p

@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
-import sys
-import threading
 from pathlib import Path
 
-from .config import load_settings
-from .errors import EdgeretError, UsageError
-from .evaluate import METRICS, EvalReport, evaluate, load_ground_truth, write_plots
-from .library import Library
-
-RERANKERS = ("mllm", "sv", "mllm+sv")
+from ..errors import UsageError
+from ..evaluate import METRICS, EvalReport, evaluate, load_ground_truth, write_plots
+from ..library import Library
+from .common import add_common, add_progress, interruptible, settings, wants_progress
+from .search import RERANKERS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,24 +28,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--lambda", dest="lam", type=float, default=0.5,
                    help="fusion weight of the first-stage score: final = λ·first + (1-λ)·P (default 0.5)")
     p.add_argument("--plots", type=Path, metavar="OUT", help="write PNG charts into this folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--library", type=Path, help="library folder (default: user data dir; env EDGERET_LIBRARY)")
-    p.add_argument("--encoder", help="encoder: a registry name or a model folder (default: the library's own)")
-    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
-    p.add_argument("--json", action="store_true", help="print the full report (with per-query figures) as JSON")
+    add_progress(p)
+    add_common(p)  # --json: the full report, with per-query figures
     p.set_defaults(func=cmd_eval)
     return p
 
 
-def open_reranker(name: str, library: Library, settings):
+def open_reranker(name: str, library: Library, s):
     """The PairReranker called `name`: sv with the thread count; mllm and mllm+sv from edgeret.rerankers."""
     if name == "sv":
-        from .rerank.sv import SvReranker
+        from ..rerank.sv import SvReranker
 
-        return SvReranker(threads=settings.threads)
-    from .rerankers import open_reranker as open_named
+        return SvReranker(threads=s.threads)
+    from ..rerankers import open_reranker as open_named
 
-    return open_named(name, library, threads=settings.threads)
+    return open_named(name, library, threads=s.threads)
 
 
 def cmd_eval(args) -> int:
@@ -57,26 +50,19 @@ def cmd_eval(args) -> int:
         raise UsageError("-k must be at least 1")
     if not 0.0 <= args.lam <= 1.0:
         raise UsageError("--lambda must be within [0, 1]")
-    s = load_settings(library=args.library, encoder=args.encoder, threads=args.threads)
+    s = settings(args)
     gt = load_ground_truth(args.gt)
     name = args.reranker or ("mllm" if args.rerank else None)
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: report the queries done so far
-    from .cli import _Bar  # deferred: cli imports this module to register the command
-
-    bar = _Bar(not args.no_progress and not args.json and sys.stderr.isatty())
-    try:
-        with Library(s.library, exact_below=s.exact_below) as lib:
-            encoder = lib.load_encoder(s.encoder, s.threads)
-            reranker = open_reranker(name, lib, s) if name else None
-            try:
-                report = evaluate(lib, gt, encoder, reranker, k=args.k, lam=args.lam, progress=bar,
-                                  cancel=stop.is_set)
-            finally:
-                getattr(reranker, "close", lambda: None)()  # the MLLM holds a model and a token store open
-    finally:
-        bar.close()
-        signal.signal(signal.SIGINT, previous)
+    with (  # Ctrl-C: report the queries done so far
+        interruptible(wants_progress(args)) as (bar, cancel),
+        Library(s.library, exact_below=s.exact_below) as lib,
+    ):
+        encoder = lib.load_encoder(s.encoder, s.threads)
+        reranker = open_reranker(name, lib, s) if name else None
+        try:
+            report = evaluate(lib, gt, encoder, reranker, k=args.k, lam=args.lam, progress=bar, cancel=cancel)
+        finally:
+            getattr(reranker, "close", lambda: None)()  # the MLLM holds a model and a token store open
     if args.plots:
         written = write_plots(report, args.plots)
         if not args.json:
@@ -121,19 +107,3 @@ def format_report(report: EvalReport) -> str:
 
 def _fmt(v) -> str:
     return "  -  " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m edgeret.cli_eval --gt GT ...`: the same command without going through edgeret.cli."""
-    parser = argparse.ArgumentParser(prog="edgeret")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except EdgeretError as e:
-        print(f"edgeret: error: {e}", file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,107 @@
+"""What every command shares: the common arguments, settings from them, progress bars and Ctrl-C cancellation."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..config import Settings, load_settings
+
+
+def add_common(
+    p: argparse.ArgumentParser, *, encoder: bool = True, json: bool = True, progress: bool = False
+) -> None:
+    """--library and --threads always; --encoder, --json and --no-progress where the command has them."""
+    p.add_argument("--library", type=Path, help="library folder (default: user data dir; env EDGERET_LIBRARY)")
+    if encoder:
+        p.add_argument("--encoder", help="encoder: a registry name or a model folder (default: the library's own)")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    if json:
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    if progress:
+        add_progress(p)
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    """Settings with the command line's --library/--encoder/--threads on top (absent options are "not given")."""
+    return load_settings(
+        library=getattr(args, "library", None), encoder=getattr(args, "encoder", None),
+        threads=getattr(args, "threads", None),
+    )
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    """A bar only for a person at a terminal: not with --no-progress, not under --json, not into a pipe."""
+    return not getattr(args, "no_progress", False) and not getattr(args, "json", False) and sys.stderr.isatty()
+
+
+class Bar:
+    """A tqdm bar on stderr, opened on the first report (when the total is known); does nothing when disabled.
+
+    Call it as an image-progress callback, `bar(done, total, path)`, or feed model downloads with `bar.bytes`.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def __call__(self, done: int, total: int, path: str) -> None:
+        self._report(done, total, Path(path).name[-30:], unit="img")
+
+    def bytes(self, p) -> None:
+        """A models.Progress report: bytes over the whole model."""
+        self._report(p.done, p.total, p.file[-40:], unit="B", unit_scale=True, unit_divisor=1024, desc=p.model)
+
+    def _report(self, done: int, total: int, label: str, **opts) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, dynamic_ncols=True, file=sys.stderr, **opts)
+        self.bar.total = max(self.bar.total or 0, total)
+        self.bar.n = done
+        self.bar.set_postfix_str(label, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@contextmanager
+def cancellation(*signals: int) -> Iterator[threading.Event]:
+    """Map Ctrl-C (and any other `signals`) to an Event the library polls; the previous handlers always come back.
+
+    The work keeps what it committed and stops at its next check; the caller returns 130 when the event is set.
+    """
+    stop = threading.Event()
+    previous = {}
+    try:
+        for s in (signal.SIGINT, *signals):
+            previous[s] = signal.signal(s, lambda *_: stop.set())
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def interruptible(show_bar: bool) -> Iterator[tuple[Bar, Callable[[], bool]]]:
+    """(progress bar, cancel check) for one long job: Ctrl-C cancels cleanly, the bar closes, handlers come back."""
+    bar = Bar(show_bar)
+    with cancellation() as stop:
+        try:
+            yield bar, stop.is_set
+        finally:
+            bar.close()

@@ -1,0 +1,112 @@
+"""`edgeret duplicates`: groups of near-duplicate photos, moving the copies out with an undo log, and the undo."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import LibraryBusy, UsageError
+from ..library import Library
+from .common import add_common, interruptible, settings, wants_progress
+
+
+def add_parser(subparsers) -> None:
+    """Add the `duplicates` command to an argparse subparsers object."""
+    p = subparsers.add_parser("duplicates", help="groups of near-duplicate photos (nothing is ever deleted)")
+    p.add_argument("--threshold", type=float, default=0.95, help="cosine from which two photos group (default 0.95)")
+    p.add_argument("-k", "--neighbours", type=int, default=10, help="neighbours examined per photo (default 10)")
+    p.add_argument("--verify", action="store_true",
+                   help="let a re-ranker judge borderline pairs (the MLLM if installed, else sv)")
+    p.add_argument("--verifier", choices=["mllm", "sv"], help="which re-ranker --verify uses")
+    p.add_argument("--margin", type=float, default=0.03, help="borderline band around the threshold for --verify")
+    p.add_argument("--move-to", type=Path, metavar="DIR",
+                   help="move every non-original into DIR (outside the library folders), writing an undo log")
+    p.add_argument("--undo", type=Path, metavar="LOG", help="move the files recorded in an undo log back")
+    add_common(p, encoder=False, progress=True)
+    p.set_defaults(func=cmd_duplicates)
+
+
+def cmd_duplicates(args) -> int:
+    from ..duplicates import find_duplicates, open_verifier, undo_moves
+
+    if args.undo:
+        if args.move_to:
+            raise UsageError("--undo and --move-to cannot be combined")
+        report = undo_moves(args.undo)
+        _print_moves(report, args.json, "restored")
+        return 1 if report.skipped else 0
+    if not 0.0 < args.threshold <= 1.0:
+        raise UsageError("--threshold is a cosine similarity in (0, 1]")
+    s = settings(args)
+    t0 = time.perf_counter()
+    with interruptible(wants_progress(args)) as (bar, cancel), Library(s.library, exact_below=s.exact_below) as lib:
+        verifier = open_verifier(lib, args.verifier, threads=s.threads) if args.verify else None
+        try:
+            groups = find_duplicates(lib, args.threshold, args.neighbours, verifier, args.margin,
+                                     progress=bar, cancel=cancel)
+        finally:
+            if verifier is not None:
+                getattr(verifier, "close", lambda: None)()
+        photos, roots = lib.catalog.vector_count(), lib.roots()
+    seconds = time.perf_counter() - t0
+    out = None
+    if args.json:
+        out = {"threshold": args.threshold, "photos": photos, "seconds": round(seconds, 3),
+               "groups": [g.as_dict() for g in groups]}
+        if not args.move_to:
+            print(json.dumps(out))
+    else:
+        _print_groups(groups, photos, seconds)
+    if not args.move_to:
+        return 0
+    return _move(args, s, groups, roots, out)
+
+
+def _move(args, s, groups, roots, out: dict | None) -> int:
+    from ..duplicates import move_duplicates
+
+    report = move_duplicates(groups, args.move_to, roots=roots)
+    refreshed = _refresh(s)
+    if out is not None:
+        out["moved"] = {"log": report.log, "files": len(report.moved), "library_updated": refreshed,
+                        "skipped": [{"path": p, "reason": r} for p, r in report.skipped]}
+        print(json.dumps(out))
+    else:
+        _print_moves(report, False, "moved")
+        print(f"undo with:  edgeret duplicates --undo {report.log}")
+        if not refreshed:
+            print("the library is busy: it will drop the moved photos at its next `edgeret index` or watch run")
+    return 1 if report.skipped else 0
+
+
+def _refresh(s) -> bool:
+    """Let the library forget the photos just moved out of its folders (a re-index finds them gone)."""
+    try:
+        with Library(s.library, writable=True, exact_below=s.exact_below) as lib:
+            lib.index(threads=s.threads)
+        return True
+    except LibraryBusy:
+        return False
+
+
+def _print_groups(groups, photos: int, seconds: float) -> None:
+    copies = sum(len(g.copies) for g in groups)
+    print(f"{len(groups)} groups, {copies} extra copies among {photos} photos ({seconds:.1f}s)")
+    for n, g in enumerate(groups, 1):
+        extra = f", {g.verified} pair(s) verified" if g.verified else ""
+        print(f"\ngroup {n}: {len(g.members)} photos{extra}")
+        for m in g.members:
+            role = "original" if m.original else f"cos {m.similarity:.3f}"
+            date = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.mtime))
+            print(f"  {role:<9} {m.width:>5}x{m.height:<5} {m.size:>12,} B  {date}  {m.path}")
+
+
+def _print_moves(report, as_json: bool, verb: str) -> None:
+    if as_json:
+        print(json.dumps({verb: len(report.moved), "log": report.log, "cancelled": report.cancelled,
+                          "skipped": [{"path": p, "reason": r} for p, r in report.skipped]}))
+        return
+    print(f"{verb} {len(report.moved)} files (log: {report.log})")
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}")

@@ -1,0 +1,117 @@
+"""`edgeret index`, `edgeret encode-tokens` and `edgeret status`: build the library and say what it holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..library import Library
+from .common import add_common, add_progress, interruptible, settings, wants_progress
+
+CODECS = ["f16", "int8", "pool2", "f32"]
+
+
+def add_parser(subparsers) -> None:
+    """Add `index`, `encode-tokens` and `status` to an argparse subparsers object."""
+    p = subparsers.add_parser("index", help="index photo folders (again: only new or changed photos)")
+    p.add_argument("folders", nargs="*", type=Path, help="folders to add; none: refresh the library's folders")
+    p.add_argument("--reindex", action="store_true", help="re-encode every photo (needed to change the encoder)")
+    p.add_argument("--batch-size", type=int, help="images per inference batch")
+    add_progress(p)
+    add_common(p)
+    p.add_argument("--vlm", help="also store each photo's visual tokens for this re-ranker (name or GGUF path)")
+    p.add_argument("--mmproj", help="the re-ranker's projector GGUF, with --vlm PATH")
+    p.add_argument("--image-tokens", type=int, help="image token cap of the re-ranker")
+    p.set_defaults(func=cmd_index)
+
+    p = subparsers.add_parser("encode-tokens", help="store the re-ranker's visual tokens of every indexed photo")
+    p.add_argument("--vlm", help="re-ranker: registry name, installed folder, or text-model GGUF (with --mmproj)")
+    p.add_argument("--mmproj", help="the re-ranker's projector GGUF, with --vlm PATH")
+    p.add_argument("--image-tokens", type=int, help="image token cap (default: one full tile)")
+    p.add_argument("--codec", choices=CODECS, default="f16", help="token storage")
+    add_progress(p)
+    add_common(p)
+    p.set_defaults(func=cmd_encode_tokens)
+
+    p = subparsers.add_parser("status", help="what the library holds")
+    add_common(p)
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    s = settings(args)
+    with (  # Ctrl-C: keep what was committed, then stop
+        interruptible(wants_progress(args)) as (bar, cancel),
+        Library(s.library, writable=True, exact_below=s.exact_below) as lib,
+    ):
+        report = lib.index(
+            args.folders, encoder_spec=s.encoder, reindex=args.reindex, threads=s.threads,
+            batch_size=args.batch_size or s.batch_size, progress=bar, cancel=cancel,
+        )
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        _print_report(report)
+    if report.cancelled:
+        return 130
+    return _encode_tokens(args, s) if args.vlm else 0
+
+
+def cmd_encode_tokens(args: argparse.Namespace) -> int:
+    return _encode_tokens(args, settings(args))
+
+
+def _encode_tokens(args: argparse.Namespace, s) -> int:
+    from ..rerankers import open_mllm
+
+    with (
+        interruptible(wants_progress(args)) as (bar, cancel),
+        Library(s.library, writable=True, exact_below=s.exact_below) as lib,
+    ):
+        rr = open_mllm(lib, vlm=args.vlm, mmproj=args.mmproj, threads=s.threads,
+                       image_tokens=args.image_tokens, codec=getattr(args, "codec", "f16"))
+        try:
+            n = rr.encode_missing(lib, progress=bar, cancel=cancel)
+            stored = len(rr.store)
+        finally:
+            rr.close()
+        cancelled = cancel()
+    if args.json:
+        print(json.dumps({"visual_tokens_encoded": n, "visual_tokens_stored": stored}))
+    else:
+        print(f"visual tokens: encoded {n}, stored {stored}")
+    return 130 if cancelled else 0
+
+
+def _print_report(report) -> None:
+    d = report.as_dict()
+    state = "cancelled" if report.cancelled else "done"
+    print(
+        f"{state} in {d['seconds']:.1f}s: indexed {d['indexed']}, unchanged {d['unchanged']}, "
+        f"moved {d['moved']}, removed {d['removed']}, failed {d['failed']}"
+    )
+    for r in d["missing_roots"]:
+        print(f"  folder not found (kept as it was): {r}")
+    for f in d["failures"][:20]:
+        print(f"  failed: {f['path']}: {f['reason']}")
+    if d["failed"] > 20:
+        print(f"  … and {d['failed'] - 20} more (edgeret status lists them all)")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    s = settings(args)
+    with Library(s.library, exact_below=s.exact_below) as lib:
+        st = lib.status()
+    if args.json:
+        print(json.dumps(st))
+        return 0
+    print(f"library  {st['library']}")
+    print(f"encoder  {st['encoder']}")
+    print(f"indexed  {st['indexed']}   failed {st['failed']}   pending {st['pending']}")
+    print(f"index    {st['index']['kind']}, {st['index']['size']} vectors, {st['index']['bytes_on_disk']:,} bytes")
+    for r in st["roots"]:
+        print(f"root     {r}")
+    for f in st["failures"]:
+        print(f"failed   {f['path']}: {f['reason']}")
+    return 0
