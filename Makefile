@@ -18,7 +18,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 setup: $(VENV)/.installed
 
 # The desktop app: add folders there; a missing model is offered for download (or offline import) on first start.
+# gui.syscheck names the Debian/Ubuntu packages Qt's X11 plugin needs when any are missing (see README).
 run: setup
+	@$(BIN)/python -m gui.syscheck
 	$(BIN)/edgeret gui
 
 test: setup

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from edgeret.config import load_settings
 
+from . import syscheck
 from .main_window import MainWindow
 
 
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text-encoder", help="text tower for text search: a registry name or a model folder")
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if (problem := syscheck.check()) is not None:  # Qt would abort naming one library and no package
+        print(problem, file=sys.stderr)
+        return 1
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings(library=args.library, encoder=args.encoder, threads=args.threads)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "edgeret"])
