@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fsnames import from_sql, prefix_bytes, to_sql
+
 SCHEMA_VERSION = 1
 VECTOR_DTYPE = np.float16  # half the space of float32; cosine rankings are unchanged at photo-library scale
 
@@ -36,6 +38,8 @@ CREATE TABLE IF NOT EXISTS images (
 );
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
 """
+# Paths that are not valid UTF-8 are BLOBs (fsnames.to_sql); as bytes, every path sorts the way TEXT alone would.
+_BY_PATH = " ORDER BY CAST(path AS BLOB)"
 
 
 @dataclass(frozen=True)
@@ -95,20 +99,22 @@ class Catalog:
 
     # roots ----------------------------------------------------------------------------------------------------
     def roots(self) -> list[Path]:
-        return [Path(r[0]) for r in self.db.execute("SELECT path FROM roots ORDER BY path")]
+        return [Path(from_sql(r[0])) for r in self.db.execute("SELECT path FROM roots" + _BY_PATH)]
 
     def add_roots(self, roots: Iterable[Path]) -> None:
         with self.db:
             self.db.executemany(
-                "INSERT OR IGNORE INTO roots(path, added) VALUES (?, ?)", [(str(r), time.time()) for r in roots]
+                "INSERT OR IGNORE INTO roots(path, added) VALUES (?, ?)", [(to_sql(str(r)), time.time()) for r in roots]
             )
 
     def remove_root(self, root: Path) -> int:
         """Forget a root and every photo under it; returns how many photos were forgotten."""
-        prefix = str(root).rstrip("/") + "/"
+        prefix = prefix_bytes(str(root))
         with self.db:
-            self.db.execute("DELETE FROM roots WHERE path=?", (str(root),))
-            cur = self.db.execute("DELETE FROM images WHERE substr(path, 1, ?) = ?", (len(prefix), prefix))
+            self.db.execute("DELETE FROM roots WHERE path=?", (to_sql(str(root)),))
+            cur = self.db.execute(
+                "DELETE FROM images WHERE substr(CAST(path AS BLOB), 1, ?) = ?", (len(prefix), prefix)
+            )
             if cur.rowcount:
                 self._bump_version()
         return cur.rowcount
@@ -116,7 +122,7 @@ class Catalog:
     # images ---------------------------------------------------------------------------------------------------
     def rows(self) -> dict[str, Row]:
         cur = self.db.execute("SELECT id, path, size, mtime_ns, hash, status, reason FROM images")
-        return {r[1]: Row(*r) for r in cur}
+        return {from_sql(r[1]): Row(r[0], from_sql(r[1]), *r[2:]) for r in cur}
 
     def write_batch(self, ok: list[tuple], failed: list[tuple], moved: list[tuple] = ()) -> None:
         """Apply one batch of indexing results in a single transaction.
@@ -129,7 +135,7 @@ class Catalog:
         with self.db:
             self.db.executemany(
                 "UPDATE images SET path=?, size=?, mtime_ns=? WHERE path=?",
-                [(new, size, mtime, old) for old, new, size, mtime in moved],
+                [(to_sql(new), size, mtime, to_sql(old)) for old, new, size, mtime in moved],
             )
             self.db.executemany(
                 """INSERT INTO images(path, size, mtime_ns, hash, status, width, height, vector, vec_version,
@@ -137,14 +143,14 @@ class Catalog:
                    ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
                    hash=excluded.hash, status='ok', reason=NULL, width=excluded.width, height=excluded.height,
                    vector=excluded.vector, vec_version=excluded.vec_version, indexed_at=excluded.indexed_at""",
-                [(p, s, m, h, w, ht, _blob(v), version, now) for p, s, m, h, w, ht, v in ok],
+                [(to_sql(p), s, m, h, w, ht, _blob(v), version, now) for p, s, m, h, w, ht, v in ok],
             )
             self.db.executemany(
                 """INSERT INTO images(path, size, mtime_ns, status, reason, indexed_at)
                    VALUES (?, ?, ?, 'failed', ?, ?)
                    ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, hash=NULL,
                    status='failed', reason=excluded.reason, vector=NULL, indexed_at=excluded.indexed_at""",
-                [(p, s, m, r, now) for p, s, m, r in failed],
+                [(to_sql(p), s, m, r, now) for p, s, m, r in failed],
             )
             if ok or moved or failed:  # a failed re-read may have replaced a row that had a vector
                 self._bump_version()
@@ -152,7 +158,7 @@ class Catalog:
     def delete_paths(self, paths: Iterable[str]) -> int:
         paths = list(paths)
         with self.db:
-            self.db.executemany("DELETE FROM images WHERE path=?", [(p,) for p in paths])
+            self.db.executemany("DELETE FROM images WHERE path=?", [(to_sql(p),) for p in paths])
             if paths:
                 self._bump_version()
         return len(paths)
@@ -209,16 +215,16 @@ class Catalog:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             q = f"SELECT id, path FROM images WHERE id IN ({','.join('?' * len(chunk))})"
-            out.update(self.db.execute(q, chunk).fetchall())
+            out.update((i, from_sql(p)) for i, p in self.db.execute(q, chunk))
         return out
 
     def photos(self, prefix: str | None = None) -> list[tuple[int, str]]:
         """(id, path) of every encoded photo, optionally under a folder, sorted by path."""
-        q = "SELECT id, path FROM images WHERE status='ok'"
+        q, args = "SELECT id, path FROM images WHERE status='ok'", ()
         if prefix:
-            p = prefix.rstrip("/") + "/"
-            return self.db.execute(q + " AND substr(path, 1, ?) = ? ORDER BY path", (len(p), p)).fetchall()
-        return self.db.execute(q + " ORDER BY path").fetchall()
+            p = prefix_bytes(prefix)
+            q, args = q + " AND substr(CAST(path AS BLOB), 1, ?) = ?", (len(p), p)
+        return [(i, from_sql(path)) for i, path in self.db.execute(q + _BY_PATH, args)]
 
     def vector_of(self, key: int) -> np.ndarray | None:
         row = self.db.execute("SELECT vector FROM images WHERE id=? AND vector IS NOT NULL", (key,)).fetchone()
@@ -229,10 +235,10 @@ class Catalog:
         cur = self.db.execute(
             "SELECT id, path, size, mtime_ns, width, height, hash FROM images WHERE status='ok' AND vector IS NOT NULL"
         )
-        return {row[0]: row[1:] for row in cur}
+        return {row[0]: (from_sql(row[1]), *row[2:]) for row in cur}
 
     def id_for_path(self, path: str) -> int | None:
-        row = self.db.execute("SELECT id FROM images WHERE path=?", (path,)).fetchone()
+        row = self.db.execute("SELECT id FROM images WHERE path=?", (to_sql(path),)).fetchone()
         return row[0] if row else None
 
     def counts(self) -> dict[str, int]:
@@ -240,7 +246,8 @@ class Catalog:
         return dict(cur.fetchall())
 
     def failures(self) -> Iterator[tuple[str, str]]:
-        yield from self.db.execute("SELECT path, reason FROM images WHERE status='failed' ORDER BY path")
+        for path, reason in self.db.execute("SELECT path, reason FROM images WHERE status='failed'" + _BY_PATH):
+            yield from_sql(path), reason
 
 
 def _blob(v: np.ndarray) -> bytes:

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from edgeret.fsnames import display
+
 from .grid import PhotoGrid
 from .item_models import GroupMembersModel
 from .thumbs import ThumbLoader
@@ -109,8 +111,8 @@ class DuplicatesView(QWidget):
         self.group_list.clear()
         self.model.set_members([])
         for g in groups:
-            item = QListWidgetItem(f"{len(g.members)} photos · {Path(g.original.path).name}")
-            item.setToolTip("\n".join(m.path for m in g.members))
+            item = QListWidgetItem(f"{len(g.members)} photos · {display(Path(g.original.path).name)}")
+            item.setToolTip("\n".join(display(m.path) for m in g.members))
             self.group_list.addItem(item)
         copies = sum(len(g.copies) for g in groups)
         judged = f"; borderline pairs judged by {verifier}: {sum(g.verified for g in groups)} confirmed" \

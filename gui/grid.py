@@ -6,7 +6,7 @@ from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence
 from PySide6.QtWidgets import QListView, QMenu, QStyle, QStyledItemDelegate
 
-from .item_models import KEY_ROLE, LINES_ROLE, P_ROLE, PATH_ROLE
+from .item_models import KEY_ROLE, LINES_ROLE, P_ROLE
 
 THUMB = 160
 LINE_H = 16
@@ -74,11 +74,15 @@ class PhotoGrid(QListView):
         self.setItemDelegate(TileDelegate(n_lines, self))
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
-        self.activated.connect(lambda idx: self.open_requested.emit(idx.data(PATH_ROLE)))
+        self.activated.connect(lambda idx: self.open_requested.emit(self._path(idx)))
 
     def current_path(self) -> str | None:
         idx = self.currentIndex()
-        return idx.data(PATH_ROLE) if idx.isValid() else None
+        return self._path(idx) if idx.isValid() else None
+
+    def _path(self, idx) -> str:
+        # from the model itself: a Qt string drops the bytes of a file name that is not valid UTF-8
+        return self.model().path(idx.row())
 
     def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Copy) and self.current_path():
@@ -99,4 +103,4 @@ class PhotoGrid(QListView):
         idx = self.indexAt(pos)
         if idx.isValid():
             self.setCurrentIndex(idx)
-            self.menu_for(idx.data(KEY_ROLE), idx.data(PATH_ROLE)).exec(self.viewport().mapToGlobal(pos))
+            self.menu_for(idx.data(KEY_ROLE), self._path(idx)).exec(self.viewport().mapToGlobal(pos))

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 from PySide6.QtGui import QImage, QPixmap
 
+from edgeret.fsnames import display
 from edgeret.query import Result
 
 from .thumbs import ThumbLoader
@@ -57,9 +58,9 @@ class PhotoListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._pixmap(path)
         if role in (Qt.ItemDataRole.DisplayRole, LINES_ROLE):
-            return self.lines(index.row()) if role == LINES_ROLE else Path(path).name
+            return self.lines(index.row()) if role == LINES_ROLE else display(Path(path).name)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return path
+            return display(path)
         if role == PATH_ROLE:
             return path
         if role == KEY_ROLE:
@@ -67,7 +68,7 @@ class PhotoListModel(QAbstractListModel):
         return None
 
     def lines(self, row: int) -> list[str]:
-        return [Path(self._rows[row][1]).name]
+        return [display(Path(self._rows[row][1]).name)]
 
     def _pixmap(self, path: str) -> QPixmap | None:
         pm = self._pixmaps.get(path)
@@ -146,7 +147,7 @@ class ResultListModel(PhotoListModel):
             p = "P(same) n/a"
         else:
             p = f"P(same) {r.p_same:.2f}"
-        return [f"#{row + 1}{move}  {Path(r.path).name}", f"first stage {r.first_stage:.3f}", p,
+        return [f"#{row + 1}{move}  {display(Path(r.path).name)}", f"first stage {r.first_stage:.3f}", p,
                 f"final {r.final:.3f}"]
 
 
@@ -167,7 +168,7 @@ class GroupMembersModel(PhotoListModel):
     def lines(self, row: int) -> list[str]:
         m = self._members[row]
         mark = "★ original" if m.original else f"copy · cos {m.similarity:.3f}"
-        return [f"{mark}  {Path(m.path).name}", f"{m.width}×{m.height} · {_size(m.size)}"]
+        return [f"{mark}  {display(Path(m.path).name)}", f"{m.width}×{m.height} · {_size(m.size)}"]
 
 
 def _size(n: float) -> str:
