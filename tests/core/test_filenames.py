@@ -4,12 +4,12 @@ import os
 import shutil
 
 import pytest
-from conftest import make_photo
 
 from edgeret.decode import decode
 from edgeret.encoders import ImageEncoder
 from edgeret.fsnames import display, from_sql, to_sql
 from edgeret.library import Library
+from edgeret.testing.photos import make_photo
 
 RAW = b"caf\xe9 \xff.jpg"  # Latin-1 "é" and a byte that is never UTF-8
 
