@@ -7,7 +7,26 @@ lossless, and no valid name changes its form. For people, `display` shows the ra
 
 from __future__ import annotations
 
+import codecs
 import os
+import sys
+
+ESCAPE = "edgeret.fsname"  # an encoding error handler: a name's raw bytes as \xNN, anything else as \uNNNN
+
+
+def _escape(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    return "".join(_escape_char(ord(c)) for c in err.object[err.start:err.end]), err.end
+
+
+def _escape_char(code: int) -> str:
+    if 0xDC80 <= code <= 0xDCFF:  # PEP 383 keeps an undecodable byte b as the lone surrogate U+DC00 + b
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+codecs.register_error(ESCAPE, _escape)
 
 
 def to_sql(path: str) -> str | bytes:
@@ -31,9 +50,11 @@ def prefix_bytes(folder: str) -> bytes:
 
 def display(path: object) -> str:
     """A printable form of a path: valid UTF-8 always, undecodable bytes shown as `\\xNN`."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(text).decode("utf-8", "backslashreplace")
-    return text
+    return str(path).encode("utf-8", ESCAPE).decode("utf-8")
+
+
+def safe_console() -> None:
+    """Make stdout/stderr print any path: what their encoding cannot hold is escaped as `display` does."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=ESCAPE)

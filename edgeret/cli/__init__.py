@@ -12,6 +12,7 @@ import sys
 
 from .. import __version__
 from ..errors import Cancelled, EdgeretError, ModelMissing
+from ..fsnames import safe_console
 from . import duplicates, eval, gui, library, models, search, watch
 
 COMMANDS = (library, search, models, eval, duplicates, watch, gui)
@@ -46,6 +47,7 @@ def _ask(question: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """`edgeret ...`: the exit code (0 ok, 130 cancelled, an EdgeretError's own code otherwise)."""
+    safe_console()  # a photo whose name is not valid UTF-8 is printed escaped, never a UnicodeEncodeError
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
