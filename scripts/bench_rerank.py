@@ -142,13 +142,13 @@ def fast_path(r: MllmReranker, query: Image.Image, cands: list[Image.Image], sto
         runs.append(("c_as_is", as_is, stored))
     for _ in range(rounds):
         for name, model, items in runs:
-            table = model._table
+            table = model.session.table
             if name == "c_split":
-                model._table = None  # forces the per-piece decode
+                model.session.table = None  # forces the per-piece decode
             try:
                 got = _timed_scores(model, q, items)
             finally:
-                model._table = table
+                model.session.table = table
             prev = out.setdefault(name, {"per_candidate_s": [], "total_s": got["total_s"], "p": got["p"]})
             prev["per_candidate_s"] += got["per_candidate_s"]
     return out

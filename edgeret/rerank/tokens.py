@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeret.errors import EncoderMismatch, LibraryError
-from edgeret.rerank.mllm import VisualTokens
+from edgeret.rerank.mtmd import VisualTokens
 
 CODECS = ("f32", "f16", "int8", "pool2")
 SCHEMA_VERSION = 1

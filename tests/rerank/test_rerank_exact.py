@@ -29,12 +29,12 @@ def test_fast_path_logits_equal_naive_evaluation(reranker, tmp_path):
 
 def test_per_piece_fallback_is_exact_too(reranker):
     """The libmtmd-helper path (used for M-RoPE / non-causal models) must agree as well."""
-    table = reranker._table
-    reranker._table = None
+    table = reranker.session.table
+    reranker.session.table = None
     try:
         fast = reranker.candidate_logits(QUERY, CANDIDATES[0])
     finally:
-        reranker._table = table
+        reranker.session.table = table
     assert np.abs(fast - reranker.naive_logits(QUERY, CANDIDATES[0])).max() <= TOL
 
 
@@ -64,18 +64,18 @@ def test_scores_are_deterministic(reranker, tiny_models):
 def test_one_decode_call_per_candidate(reranker):
     """Candidate image embeddings and question tokens go to llama.cpp together, in a single llama_decode."""
     calls = []
-    real = reranker._llama_decode
+    real = reranker.session._llama_decode
 
     def counting(batch):
         calls.append(batch.n_tokens)
         real(batch)
 
     tokens = [reranker.encode(c) for c in CANDIDATES[:3]]
-    reranker._llama_decode = counting
+    reranker.session._llama_decode = counting
     try:
         list(reranker.score(QUERY, tokens))
     finally:
-        del reranker._llama_decode
+        del reranker.session._llama_decode
     assert len(calls) == 1 + 3  # the prefix once, then one call per candidate
     counts = reranker.token_counts(reranker.encode(QUERY), tokens[0])
     assert calls[1] == counts["candidate"] > counts["candidate_image"] > 0

@@ -34,7 +34,7 @@ def family(request, tmp_path_factory):
 def test_the_pair_loads_with_per_piece_decoding(family):
     name, r = family
     assert (r.architecture, r.projector) == FAMILIES[name] and not r.single_batch
-    assert (r._mrope, r._non_causal) == ((False, True) if name == "gemma3" else (True, False))
+    assert (r.session.mrope, r.session.non_causal) == ((False, True) if name == "gemma3" else (True, False))
 
 
 def test_fast_path_equals_naive_for_photo_and_text_queries(family, tmp_path):

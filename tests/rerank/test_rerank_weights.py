@@ -8,7 +8,8 @@ import pytest
 
 from edgeret.errors import UsageError
 from edgeret.rerank import weights
-from edgeret.rerank.mllm import MllmReranker, _gguf_index
+from edgeret.rerank.gguf_file import gguf_index
+from edgeret.rerank.mllm import MllmReranker
 from edgeret.testing import tiny_gguf
 from tests.helpers.rerank import CANDIDATES, QUERY
 
@@ -25,7 +26,7 @@ def weights_dir() -> Path:
 
 
 def _matrix_types(path) -> set[int]:
-    _, tensors = _gguf_index(path, set())
+    _, tensors = gguf_index(path, set())
     return {t for t, ne, _ in tensors.values() if len(ne) >= 2}
 
 

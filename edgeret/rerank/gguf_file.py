@@ -1,0 +1,128 @@
+"""GGUF files read without llama.cpp: a model file's identity, header fields, tensor table and token-embedding rows.
+
+llama.cpp aborts the process on a broken file, so files are checked here first; gguf.GGUFReader is avoided on the
+hot path because it decodes the whole vocabulary into Python objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from edgeret.errors import ModelMissing
+
+_FINGERPRINT_BYTES = 1 << 20
+
+def fingerprint(path: Path) -> str:
+    """Cheap stable identity of a model file: size + hash of its first and last MiB (header and tail)."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(_FINGERPRINT_BYTES))
+        if size > 2 * _FINGERPRINT_BYTES:
+            f.seek(size - _FINGERPRINT_BYTES)
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def check_file(path: Path, what: str) -> dict:
+    """Refuse a missing or structurally broken GGUF before llama.cpp touches it (it would abort the process)."""
+    if not path.is_file():
+        raise ModelMissing(f"{what} not found: {path}")
+    from edgeret.modelfiles import check_gguf
+
+    return check_gguf(path)
+
+
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+def gguf_index(path: Path, keys: set[str]) -> tuple[dict, dict]:
+    """Scalar values of `keys` and {tensor name: (type, ne, absolute offset)} from a GGUF header.
+
+    gguf.GGUFReader decodes the whole vocabulary into Python objects (seconds for 49k tokens); this only
+    steps over it. The file already passed check_gguf, so the header is known to be consistent.
+    """
+    import mmap
+    import struct
+
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        pos = 24
+        n_tensors, n_kv = struct.unpack_from("<QQ", buf, 8)
+
+        def read(fmt: str):
+            nonlocal pos
+            v = struct.unpack_from("<" + fmt, buf, pos)[0]
+            pos += struct.calcsize(fmt)
+            return v
+
+        def skip(vtype: int) -> None:
+            nonlocal pos
+            if vtype == _GGUF_STRING:
+                n = read("Q")  # read first: `pos += read()` would add to the stale pos
+                pos += n
+            elif vtype == _GGUF_ARRAY:
+                itype, count = read("I"), read("Q")
+                if itype in _SCALARS:
+                    pos += struct.calcsize(_SCALARS[itype]) * count
+                else:
+                    for _ in range(count):
+                        skip(itype)
+            else:
+                pos += struct.calcsize(_SCALARS[vtype])
+
+        values, alignment = {}, 32
+        for _ in range(n_kv):
+            n = read("Q")
+            key = bytes(buf[pos:pos + n]).decode("utf-8", "replace")
+            pos += n
+            vtype = read("I")
+            if key in keys and vtype in _SCALARS:
+                values[key] = read(_SCALARS[vtype])
+            elif key == "general.alignment":
+                alignment = read("I")
+            else:
+                skip(vtype)
+        tensors = {}
+        for _ in range(n_tensors):
+            n = read("Q")
+            name = bytes(buf[pos:pos + n]).decode("utf-8", "replace")
+            pos += n
+            ne = tuple(read("Q") for _ in range(read("I")))
+            tensors[name] = (read("I"), ne, read("Q"))
+        data_start = -(-pos // alignment) * alignment
+    return values, {k: (t, ne, data_start + off) for k, (t, ne, off) in tensors.items()}
+
+
+class TokenTable:
+    """Rows of the text model's token_embd tensor, memory-mapped from the GGUF and dequantized per lookup."""
+
+    def __init__(self, model_path: Path, n_embd: int):
+        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+        from gguf.quants import dequantize
+
+        _, tensors = gguf_index(model_path, set())
+        if "token_embd.weight" not in tensors:
+            raise ValueError("no token_embd.weight tensor")
+        qtype, ne, offset = tensors["token_embd.weight"]
+        qtype = GGMLQuantizationType(qtype)
+        block, type_size = GGML_QUANT_SIZES[qtype]
+        if ne[0] != n_embd:
+            raise ValueError(f"token_embd rows hold {ne[0]} values, the model embeds {n_embd}")
+        row_bytes = ne[0] // block * type_size
+        self._data = np.memmap(model_path, dtype=np.uint8, mode="r", offset=offset, shape=(ne[1], row_bytes))
+        self._type, self._dequantize, self.n_embd = qtype, dequantize, n_embd
+        self.rows(np.zeros(1, dtype=np.int64))  # fail now (unsupported type) rather than mid-query
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        raw = np.asarray(self._data[np.asarray(ids, dtype=np.int64)])
+        if self._type == self._type.F32:
+            return raw.view(np.float32).reshape(-1, self.n_embd)
+        if self._type == self._type.F16:
+            return raw.view(np.float16).astype(np.float32).reshape(-1, self.n_embd)
+        return np.ascontiguousarray(self._dequantize(raw, self._type), dtype=np.float32).reshape(-1, self.n_embd)
+
