@@ -37,6 +37,17 @@ class ModelMissing(ModelError):
         self.model = model
 
 
+class NetworkError(ModelError):
+    """A download failed because the connection failed, was cut or stalled (not an answer from the server).
+
+    `kept` bytes of `file` stay on disk, so the next pull of `model` resumes; `offline` is True when no byte came at
+    all (nothing answered: most likely no network)."""
+
+    def __init__(self, message: str, model: str, file: str, url: str, kept: int = 0, offline: bool = False):
+        super().__init__(message)
+        self.model, self.file, self.url, self.kept, self.offline = model, file, url, kept, offline
+
+
 class DecodeError(EdgeretError):
     """An image could not be read; recorded as a failure, never fatal to a run."""
 

@@ -105,6 +105,17 @@ class Library:
     def roots(self) -> list[Path]:
         return self.catalog.roots()
 
+    def add_roots(self, roots: Sequence[Path | str]) -> list[Path]:
+        """Remember folders without indexing them yet (e.g. while the encoder is being installed); the next
+        index() run, with or without roots, takes them in."""
+        self._require_writable()
+        paths = [Path(r).expanduser().resolve() for r in roots]
+        for r in paths:
+            if not r.is_dir():
+                raise LibraryError(f"{r} is not a folder")
+        self.catalog.add_roots(paths)
+        return paths
+
     def index(
         self,
         roots: Sequence[Path | str] = (),

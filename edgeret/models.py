@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from edgeret.config import models_dir
-from edgeret.errors import Cancelled, ModelError, ModelMissing
+from edgeret.errors import Cancelled, ModelError, ModelMissing, NetworkError
 from edgeret.modelfiles import check_gguf, check_onnx
 from edgeret.rerank.weights import COPIES
 
@@ -406,6 +406,7 @@ class _Downloader:
         self.partial = root / ".partial" / info.name
         self.total = info.size
         self.done_before = 0  # bytes of files already finished
+        self._answered = False  # did the server answer any request (then the network is there)
 
     def report(self, f: ModelFile, file_done: int, file_total: int) -> None:
         if self.progress:
@@ -428,7 +429,10 @@ class _Downloader:
                 _ShortRead,
             ) as e:
                 if attempt == self.retries:
-                    raise ModelError(self._network_message(f, e, part)) from e
+                    have = part.stat().st_size if part.exists() else 0
+                    offline = not have and isinstance(e, self.requests.ConnectionError) and not self._answered
+                    raise NetworkError(self._network_message(f, e, part), self.info.name, f.name,
+                                       self.info.url(f, self.hub), kept=have, offline=offline) from e
                 log.info("download of %s interrupted (%s); resuming", f.name, e)
                 time.sleep(min(2.0, 0.2 * (attempt + 1)))
         raise AssertionError("unreachable")
@@ -459,6 +463,7 @@ class _Downloader:
         headers = {"Range": f"bytes={have}-"} if have else {}
         url = self.info.url(f, self.hub)
         with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as r:
+            self._answered = True
             if r.status_code == 416 and have:  # our range starts at/after the end: restart cleanly
                 part.unlink()
                 raise _ShortRead("server refused the resume range; restarting")
@@ -504,6 +509,12 @@ class _Downloader:
 
 class _ShortRead(Exception):
     """The body ended before Content-Length: retry with a Range request."""
+
+
+def partial_bytes(name: str, root: Path | None = None) -> int:
+    """Bytes of `name` already downloaded by an interrupted pull (the next pull resumes from them)."""
+    folder = (root or models_dir()) / ".partial" / name
+    return sum(p.stat().st_size for p in folder.glob("*.part")) if folder.is_dir() else 0
 
 
 def pull(

@@ -67,6 +67,25 @@ def default_reranker() -> str:
     return default_model("reranker").name
 
 
+def installed_reranker() -> tuple[str | None, str | None]:
+    """What re-ranks when the user has not chosen: ("mllm", model) when a registry re-ranker is installed (the
+    default one first), else ("sv", None) when OpenCV is there, else (None, None)."""
+    from .errors import EdgeretError
+    from .models import list_models
+
+    try:
+        installed = [m for m in list_models() if m["role"] == "reranker" and m["installed"]]
+    except EdgeretError:  # an unreadable registry: nothing to offer from it
+        installed = []
+    if installed:
+        return "mllm", sorted(installed, key=lambda m: not m["default"])[0]["name"]
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return None, None
+    return "sv", None
+
+
 def open_mllm(
     library: Library,
     *,

@@ -62,6 +62,22 @@ class Features:
     desc: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class Matches:
+    """Verified matches between a query and a candidate: row i of `query_xy` (x, y in query pixels) matches row i
+    of `candidate_xy` (candidate pixels); `p_same` is the score sv gives for this many inliers."""
+
+    query_xy: np.ndarray
+    candidate_xy: np.ndarray
+    inliers: int
+    p_same: float
+
+
+def inlier_matches(query: Image.Image, candidate: Image.Image, reranker: SvReranker | None = None) -> Matches:
+    """The matched keypoints sv verified between two photos (a new SvReranker unless one is given)."""
+    return (reranker or SvReranker()).matches(query, candidate)
+
+
 class SvReranker:
     """PairReranker: P(same object) from the number of geometrically verified local-feature matches."""
 
@@ -131,16 +147,31 @@ class SvReranker:
 
     def inliers(self, a: Features, b: Features) -> int:
         """RANSAC-affine inliers among ratio-test matches of a's descriptors in b."""
+        return len(self._inlier_pairs(a, b)[0])
+
+    def matches(self, query: Image.Image, candidate: Image.Image) -> Matches:
+        """The verified matches between two photos ("why it matched"), in each photo's own pixel coordinates."""
+        a, b = self.features(query), self.features(candidate)
+        qi, ti = self._inlier_pairs(a, b)
+        qs, cs = _scale_back(query, self.max_side), _scale_back(candidate, self.max_side)
+        return Matches(a.xy[qi] * qs, b.xy[ti] * cs, len(qi), inliers_to_p(len(qi)))
+
+    def _inlier_pairs(self, a: Features, b: Features) -> tuple[np.ndarray, np.ndarray]:
+        """Indices (in a, in b) of the ratio-test matches that RANSAC keeps as inliers of one affine transform."""
+        none = np.zeros(0, int), np.zeros(0, int)
         if a.desc is None or b.desc is None or len(a.xy) < 2 or len(b.xy) < 2:
-            return 0
+            return none
         qi, ti = self._match(a.desc, b.desc)
         if len(qi) < MIN_MATCHES:
-            return 0
+            return none
         cv2 = _cv2()
         _, mask = cv2.estimateAffine2D(a.xy[qi], b.xy[ti], method=cv2.RANSAC,
                                        ransacReprojThreshold=RANSAC_PX * self.max_side, maxIters=2000,
                                        confidence=0.995, refineIters=10)
-        return 0 if mask is None else int(mask.sum())
+        if mask is None:
+            return none
+        keep = mask.ravel().astype(bool)
+        return qi[keep], ti[keep]
 
     def _match(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Indices (in a, in b) of the matches passing Lowe's ratio test."""
@@ -179,6 +210,12 @@ def _downscale(image: Image.Image, max_side: int) -> Image.Image:
         return image
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def _scale_back(image: Image.Image, max_side: int) -> np.ndarray:
+    """Per-axis factors from the downscaled image's coordinates (where features live) back to the image's pixels."""
+    small = _downscale(image, max_side) if max(image.size) > max_side else image
+    return np.array([image.width / small.width, image.height / small.height], np.float32)
 
 
 def _root_sift(desc: np.ndarray) -> np.ndarray:

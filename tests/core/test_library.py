@@ -8,7 +8,7 @@ import pytest
 
 from edgeret.decode import decode
 from edgeret.encoders import ImageEncoder
-from edgeret.errors import EncoderMismatch, LibraryBusy, LibraryError
+from edgeret.errors import EncoderMismatch, LibraryBusy, LibraryError, ModelMissing
 from edgeret.library import Library
 from edgeret.testing.photos import make_photo, snapshot
 
@@ -173,3 +173,17 @@ def test_catalog_keeps_the_photos_own_size_not_the_decoded_one(lib, tmp_path, ti
     _index(lib, tiny_encoder, [tmp_path / "big"])
     w, h = lib.catalog.db.execute("SELECT width, height FROM images").fetchone()
     assert (w, h) == (1600, 1200)
+
+
+def test_folders_added_before_the_encoder_are_indexed_by_the_next_run(tmp_path, photos, tiny_encoder):
+    """The app remembers a folder while the encoder is missing; a later plain index() takes it in."""
+    with Library(tmp_path / "lib", writable=True) as lib:
+        with pytest.raises(ModelMissing):
+            lib.index([photos], encoder_spec="clip-vit-b32")  # not installed in the isolated models dir
+        assert lib.roots() == []  # a failed run remembers nothing by itself...
+        lib.add_roots([photos])  # ...the app asks for it
+        with pytest.raises(LibraryError):
+            lib.add_roots([tmp_path / "nowhere"])
+    with Library(tmp_path / "lib", writable=True) as lib:  # after a restart
+        assert lib.roots() == [photos.resolve()] and lib.status()["indexed"] == 0
+        assert lib.index(encoder_spec=str(tiny_encoder)).indexed == 13

@@ -11,7 +11,7 @@ import pytest
 
 from edgeret import models
 from edgeret.config import models_dir
-from edgeret.errors import Cancelled, ModelError, ModelMissing
+from edgeret.errors import Cancelled, ModelError, ModelMissing, NetworkError
 from tests.helpers.hub import Hub, hub_path, registry_toml, sha256, tiny_gguf
 
 NAME = "vlm"
@@ -101,8 +101,10 @@ def test_interrupted_download_resumes_on_next_pull(tmp_path, hub, files, monkeyp
     routes = serve(hub, files)
     routes["model.gguf"].cut_after = 150_000
     root = models_dir()
-    with pytest.raises(ModelError, match="resume"):
+    with pytest.raises(NetworkError, match="resume") as cut:
         models.pull(NAME, registry=reg, hub=hub.url, retries=0)
+    assert (cut.value.model, cut.value.file, cut.value.kept, cut.value.offline) == (NAME, "model.gguf", 150_000, False)
+    assert models.partial_bytes(NAME) == 150_000  # what the app offers to resume from
     assert_nothing_installed(root)
     with pytest.raises(ModelMissing):
         models.resolve(NAME, "reranker", registry=reg)
@@ -178,9 +180,10 @@ def test_unreachable_hub_fails_fast_and_names_import(tmp_path, files):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.monotonic()
-    with pytest.raises(ModelError, match="models import"):
+    with pytest.raises(NetworkError, match="models import") as failed:
         models.pull(NAME, registry=reg, hub=f"http://127.0.0.1:{port}", retries=1)
     assert time.monotonic() - t0 < 5.0
+    assert failed.value.offline and failed.value.kept == 0 and failed.value.url.startswith("http://127.0.0.1")
     assert_nothing_installed(models_dir())
 
 

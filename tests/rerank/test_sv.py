@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -129,3 +130,26 @@ def test_mllm_plus_sv_mean_averages_and_skips_nan(sv, pair_files, tmp_path):
     sv_p = dict(sv.score(query, sv.candidates(_hits([pair_files["same"]]))))[0]
     assert p[0] == pytest.approx(sv_p / 2)
     assert p[1] == 0.0  # sv could not judge it: the mean of what is known
+
+
+def test_inlier_matches_land_on_the_same_points_in_each_photo(sv):
+    """The matches the compare view draws: in each photo's own pixels, also for photos above max_side."""
+    from edgeret.rerank.sv import inlier_matches
+
+    big = textured(4, size=(640, 480)).resize((1600, 1200), Image.Resampling.BICUBIC)  # downscaled for features
+    crop = big.crop((200, 100, 1400, 1000))  # the same content shifted by (-200, -100), 1200 px wide
+    m = sv.matches(big, crop)
+    assert m.inliers >= 25 and m.query_xy.shape == m.candidate_xy.shape == (m.inliers, 2)
+    assert m.p_same == pytest.approx(inliers_to_p(m.inliers))
+    err = np.linalg.norm(m.query_xy - m.candidate_xy - [200, 100], axis=1)
+    # RANSAC's tolerance (20 px at the features' scale) admits a stray match or two; the rest sit on the spot
+    assert np.median(err) < 1.5 and (err < 5).mean() > 0.9
+    assert m.query_xy[:, 0].max() > 1024  # query coordinates are in the 1600 px photo, not the downscaled one
+
+    half = big.resize((800, 600), Image.Resampling.BICUBIC)
+    m2 = inlier_matches(big, half)
+    err2 = np.linalg.norm(m2.query_xy / 2 - m2.candidate_xy, axis=1)
+    assert m2.inliers >= 25 and np.median(err2) < 1.5 and (err2 < 4).mean() > 0.9
+
+    other = inlier_matches(big, textured(5, size=(640, 480)))
+    assert other.inliers == sv.inliers(sv.features(big), sv.features(textured(5, size=(640, 480)))) < 12
