@@ -25,15 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Cancelled, DecodeError, UsageError
+from .settings import DUPLICATE_K, DUPLICATE_MARGIN, DUPLICATE_THRESHOLD
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (done, total, stage), like the indexer's
 Cancel = Callable[[], bool]
 
-DEFAULT_THRESHOLD = 0.95  # re-encoded and resized copies of one photo sit above this with CLIP ViT-B/32
-DEFAULT_K = 10
-DEFAULT_MARGIN = 0.03
 CHUNK = 2048  # queries per k-NN step: the unit of progress and cancel
 # The all-rows exact k-NN (BLAS blocks) costs n² dot products yet beat building an HNSW graph at 20k vectors
 # (7 s vs 33 s build + 9 s search, scripts/bench_duplicates.py --exact): libraries searched exactly (< 50k) use it;
@@ -147,8 +145,8 @@ def candidate_pairs(nbr: np.ndarray, sim: np.ndarray, low: float) -> tuple[np.nd
 
 def group_rows(
     matrix: np.ndarray,
-    threshold: float = DEFAULT_THRESHOLD,
-    k: int = DEFAULT_K,
+    threshold: float = DUPLICATE_THRESHOLD,
+    k: int = DUPLICATE_K,
     index=None,
     keys: np.ndarray | None = None,
     same: Sequence[tuple[int, int]] = (),
@@ -208,10 +206,10 @@ def original_first(members: list[Member]) -> list[Member]:
 
 def find_duplicates(
     library,
-    threshold: float = DEFAULT_THRESHOLD,
-    k: int = DEFAULT_K,
+    threshold: float = DUPLICATE_THRESHOLD,
+    k: int = DUPLICATE_K,
     verifier=None,
-    margin: float = DEFAULT_MARGIN,
+    margin: float = DUPLICATE_MARGIN,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
 ) -> list[Group]:

@@ -11,6 +11,10 @@ class UsageError(EdgeretError):
     exit_code = 2
 
 
+class ConfigError(UsageError):
+    """A bad value in config.toml or an EDGERET_* environment variable."""
+
+
 class LibraryBusy(EdgeretError):
     exit_code = 3
 

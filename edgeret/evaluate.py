@@ -25,6 +25,7 @@ from .library import Hit, Library
 from .metrics import average_precision, precision_at, recall_at
 from .query import PairReranker, run_query
 from .scan import scan
+from .settings import EVAL_K, LAMBDA
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +231,8 @@ def evaluate(
     gt: GroundTruth,
     encoder: ImageEncoder,
     reranker: PairReranker | None = None,
-    k: int = 50,
-    lam: float = 0.5,
+    k: int = EVAL_K,
+    lam: float = LAMBDA,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     select: Callable[[Query], bool] | None = None,

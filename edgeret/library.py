@@ -13,10 +13,10 @@ from PIL import Image
 
 from . import indexer
 from .catalog import Catalog
-from .config import DEFAULT_ENCODER
 from .encoders import ImageEncoder
 from .errors import EncoderMismatch, LibraryBusy, LibraryError
-from .vectors import EXACT_BELOW, open_index
+from .settings import DEFAULT_ENCODER, EXACT_BELOW, K
+from .vectors import open_index
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class Library:
             self._index_version = version
         return self._index
 
-    def search_vectors(self, queries: np.ndarray, k: int = 20, exclude_keys=()) -> list[list[Hit]]:
+    def search_vectors(self, queries: np.ndarray, k: int = K, exclude_keys=()) -> list[list[Hit]]:
         """Top-k hits by cosine for each row of `queries` (unit vectors from this library's encoder).
 
         `exclude_keys` are left out of every list ("find similar" on a library photo skips the photo itself).
@@ -186,7 +186,7 @@ class Library:
             for n in found
         ]
 
-    def search_images(self, images: Sequence[Image.Image], encoder: ImageEncoder, k: int = 20) -> list[list[Hit]]:
+    def search_images(self, images: Sequence[Image.Image], encoder: ImageEncoder, k: int = K) -> list[list[Hit]]:
         self.check_encoder(encoder)
         return self.search_vectors(encoder.encode_images(images), k)
 

@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from edgeret.config import models_dir
 from edgeret.errors import Cancelled, ModelError, ModelMissing, NetworkError
 from edgeret.modelfiles import check_gguf, check_onnx
 from edgeret.rerank.weights import COPIES
+from edgeret.settings import ENV_HUB_URL as HUB_ENV  # noqa: F401  (tests and callers name it so)
+from edgeret.settings import ENV_REGISTRY as REGISTRY_ENV  # noqa: F401
+from edgeret.settings import hub_url, models_dir, registry_override
 
 log = logging.getLogger(__name__)
 
-HUB_ENV = "EDGERET_HUB_URL"
-REGISTRY_ENV = "EDGERET_REGISTRY"
 DEFAULT_HUB = "https://huggingface.co"
 UNVERIFIED = "unverified"
 MANIFEST = "edgeret-model.json"
@@ -81,14 +81,14 @@ class ModelInfo:
         return all(f.verified for f in self.files)
 
     def url(self, f: ModelFile, hub: str | None = None) -> str:
-        base = (hub or os.environ.get(HUB_ENV) or DEFAULT_HUB).rstrip("/")
+        base = (hub or hub_url() or DEFAULT_HUB).rstrip("/")
         return f"{base}/{self.repo}/resolve/{self.revision}/{f.path}"
 
     def folder(self, root: Path | None = None) -> Path:
         return (root or models_dir()) / self.name
 
     def source(self, hub: str | None = None) -> str:
-        return f"{(hub or os.environ.get(HUB_ENV) or DEFAULT_HUB).rstrip('/')}/{self.repo}@{self.revision}"
+        return f"{(hub or hub_url() or DEFAULT_HUB).rstrip('/')}/{self.repo}@{self.revision}"
 
     def installed(self, root: Path | None = None) -> bool:
         return (self.folder(root) / MANIFEST).is_file()
@@ -128,8 +128,8 @@ def _parse_model(name: str, raw: dict) -> ModelInfo:
 
 def _registry_text(path: Path | None) -> tuple[str, str]:
     """Find the registry: explicit path, EDGERET_REGISTRY, packaged copy, then the source checkout."""
-    if path is None and os.environ.get(REGISTRY_ENV):
-        path = Path(os.environ[REGISTRY_ENV])
+    if path is None:
+        path = registry_override()
     if path is not None:
         return Path(path).read_text("utf-8"), str(path)
     packaged = resources.files("edgeret").joinpath("registry.toml")

@@ -15,6 +15,7 @@ from PIL import Image
 
 from .library import Hit
 from .rerank.fusion import rank
+from .settings import LAMBDA
 
 # Candidates reach a re-ranker as stored visual tokens or as loaders returning an RGB image.
 Candidate = object
@@ -69,7 +70,7 @@ def run_query(
     hits: Sequence[Hit],
     query: Image.Image | str,
     reranker: PairReranker | None = None,
-    lam: float = 0.5,
+    lam: float = LAMBDA,
     cancel: Callable[[], bool] | None = None,
 ) -> Iterator[list[Result]]:
     """Yield the first-stage results, then the re-fused ranking after each candidate the re-ranker judges.

@@ -20,6 +20,7 @@ import numpy as np
 from .encoders import l2_normalize, model_fingerprint, onnx_session
 from .errors import EncoderMismatch, ModelError, UsageError
 from .library import Hit, Library
+from .settings import K
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def _as_tuple(value) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def search_text(library: Library, text_encoder: TextEncoder, text: str, k: int = 20) -> list[Hit]:
+def search_text(library: Library, text_encoder: TextEncoder, text: str, k: int = K) -> list[Hit]:
     """Library photos ranked by cosine between `text` and each photo's vector, best first."""
     if not text or not text.strip():
         raise UsageError("the text query is empty")

@@ -12,26 +12,17 @@ import os
 import tempfile
 from pathlib import Path
 
-import platformdirs
 from PIL import Image
 
-from .config import APP
 from .decode import decode
-
-DEFAULT_SIZE = 256
-
-
-def default_dir() -> Path:
-    """Where thumbnails live unless a folder is given (EDGERET_THUMBNAILS overrides the user cache dir)."""
-    env = os.environ.get("EDGERET_THUMBNAILS")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir(APP)) / "thumbnails"
+from .settings import THUMBNAIL_SIZE, thumbnails_dir
 
 
 class ThumbnailCache:
     """`get(photo)` returns the path of a JPEG no larger than size×size, making it on first use."""
 
-    def __init__(self, folder: Path | str | None = None, size: int = DEFAULT_SIZE, quality: int = 85):
-        self.folder = Path(folder).expanduser().resolve() if folder else default_dir()
+    def __init__(self, folder: Path | str | None = None, size: int = THUMBNAIL_SIZE, quality: int = 85):
+        self.folder = Path(folder).expanduser().resolve() if folder else thumbnails_dir()
         self.size = size
         self.quality = quality
 

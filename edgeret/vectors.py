@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from . import encoders  # noqa: F401  onnxruntime must load before usearch's numkong, or the process segfaults
+from .settings import EXACT_BELOW  # below it an exact matrix product is faster to open, and exact (bench_search)
 
 log = logging.getLogger(__name__)
 
-# Below this many vectors an exact matrix product is both faster to open and exact (scripts/bench_search.py).
-EXACT_BELOW = 50_000
 USEARCH_DTYPE = "f16"
 # Twice USearch's default: recall@10 0.98 → 0.99+ on clustered 512-d vectors for a fraction of a millisecond more.
 EXPANSION_SEARCH = 128

@@ -21,6 +21,7 @@ from pathlib import Path
 from .errors import EdgeretError, LibraryBusy, LibraryError
 from .library import Library
 from .scan import is_image_name
+from .settings import WATCH_MAX_DELAY, WATCH_QUIET
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class Watcher:
         roots: Sequence[Path | str] | None = None,
         encoder_spec: str | None = None,
         threads: int = 2,
-        quiet: float = 1.0,
-        max_delay: float = 10.0,
+        quiet: float = WATCH_QUIET,
+        max_delay: float = WATCH_MAX_DELAY,
         retry: float = 2.0,
         catch_up: bool = True,
         exact_below: int | None = None,

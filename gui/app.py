@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from edgeret.config import load_settings
+from edgeret.settings import load_settings
 
 from . import syscheck
 from .main_window import MainWindow

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from edgeret.fsnames import display
+from edgeret.settings import DUPLICATE_K, DUPLICATE_THRESHOLD
 
 from .grid import PhotoGrid
 from .item_models import GroupMembersModel
@@ -44,7 +45,7 @@ class DuplicatesView(QWidget):
         self.threshold.setRange(0.50, 1.00)
         self.threshold.setSingleStep(0.01)
         self.threshold.setDecimals(2)
-        self.threshold.setValue(0.95)
+        self.threshold.setValue(DUPLICATE_THRESHOLD)
         self.threshold.setToolTip("Cosine similarity above which two photos count as the same")
         self.verify = QCheckBox("Verify borderline pairs")
         self.verify.setToolTip("Pairs near the threshold are judged by the re-ranker (the multimodal LLM when it is "
@@ -84,7 +85,7 @@ class DuplicatesView(QWidget):
     def start(self) -> None:
         if self.running():
             return
-        w = self.worker = DuplicatesWorker(self.library, self.threshold.value(), k=10,
+        w = self.worker = DuplicatesWorker(self.library, self.threshold.value(), k=DUPLICATE_K,
                                            verify=self.verify.isChecked(), parent=self)
         w.progress.connect(self._progress)
         w.found.connect(self._found)

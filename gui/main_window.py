@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from edgeret.config import Settings
 from edgeret.errors import LibraryError
 from edgeret.library import Library
+from edgeret.settings import Settings
 from edgeret.thumbnails import ThumbnailCache
 
 from . import desktop

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from edgeret import models
 from edgeret.errors import EdgeretError
+from edgeret.settings import LAMBDA, K
 
 from .workers import ModelWorker, QuerySettings
 
@@ -144,11 +145,11 @@ class SettingsPanel(QGroupBox):
         self.encoder = encoder
         self.k = QSpinBox()
         self.k.setRange(1, 500)
-        self.k.setValue(20)
+        self.k.setValue(K)
         self.lam = QDoubleSpinBox()
         self.lam.setRange(0.0, 1.0)
         self.lam.setSingleStep(0.05)
-        self.lam.setValue(0.5)
+        self.lam.setValue(LAMBDA)
         self.lam.setToolTip("final = λ · first-stage score + (1 − λ) · P(same)")
         self.rerank = QCheckBox("Re-rank the first-stage results")
         self.rerank.setChecked(True)

@@ -21,11 +21,11 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from edgeret import models
-from edgeret.config import DEFAULT_ENCODER
 from edgeret.decode import decode, decode_bytes
 from edgeret.errors import Cancelled, EdgeretError, LibraryError, ModelMissing
 from edgeret.library import Library
 from edgeret.query import run_query
+from edgeret.settings import DEFAULT_ENCODER, LAMBDA, K
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ class IndexWorker(QThread):
 
 @dataclass(frozen=True)
 class QuerySettings:
-    k: int = 20
-    lam: float = 0.5
+    k: int = K
+    lam: float = LAMBDA
     rerank: bool = True
     reranker: str = "mllm"  # edgeret.rerankers name: mllm, sv or mllm+sv
     model: str | None = None  # registry name of the re-ranker; None: the registry's default

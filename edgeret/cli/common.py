@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..config import Settings, load_settings
+from ..settings import Settings, load_settings
 
 
 def add_common(

@@ -8,18 +8,22 @@ from pathlib import Path
 
 from ..errors import LibraryBusy, UsageError
 from ..library import Library
+from ..settings import DUPLICATE_K, DUPLICATE_MARGIN, DUPLICATE_THRESHOLD
 from .common import add_common, interruptible, settings, wants_progress
 
 
 def add_parser(subparsers) -> None:
     """Add the `duplicates` command to an argparse subparsers object."""
     p = subparsers.add_parser("duplicates", help="groups of near-duplicate photos (nothing is ever deleted)")
-    p.add_argument("--threshold", type=float, default=0.95, help="cosine from which two photos group (default 0.95)")
-    p.add_argument("-k", "--neighbours", type=int, default=10, help="neighbours examined per photo (default 10)")
+    p.add_argument("--threshold", type=float, default=DUPLICATE_THRESHOLD,
+                   help=f"cosine from which two photos group (default {DUPLICATE_THRESHOLD})")
+    p.add_argument("-k", "--neighbours", type=int, default=DUPLICATE_K,
+                   help=f"neighbours examined per photo (default {DUPLICATE_K})")
     p.add_argument("--verify", action="store_true",
                    help="let a re-ranker judge borderline pairs (the MLLM if installed, else sv)")
     p.add_argument("--verifier", choices=["mllm", "sv"], help="which re-ranker --verify uses")
-    p.add_argument("--margin", type=float, default=0.03, help="borderline band around the threshold for --verify")
+    p.add_argument("--margin", type=float, default=DUPLICATE_MARGIN,
+                   help=f"borderline band around the threshold for --verify (default {DUPLICATE_MARGIN})")
     p.add_argument("--move-to", type=Path, metavar="DIR",
                    help="move every non-original into DIR (outside the library folders), writing an undo log")
     p.add_argument("--undo", type=Path, metavar="LOG", help="move the files recorded in an undo log back")

@@ -12,6 +12,7 @@ from ..errors import DecodeError, UsageError
 from ..library import Hit, Library
 from ..query import run_query
 from ..scan import scan
+from ..settings import LAMBDA, K
 from .common import add_common, settings
 from .library import CODECS
 
@@ -22,7 +23,7 @@ def add_parser(subparsers) -> None:
     """Add `search` to an argparse subparsers object."""
     p = subparsers.add_parser("search", help="find photos showing the same object as the query photo(s)")
     p.add_argument("queries", nargs="*", type=Path, help="query images, or folders of them")
-    p.add_argument("-k", type=int, default=20, help="how many results per query (and how many to re-rank)")
+    p.add_argument("-k", type=int, default=K, help=f"how many results per query (and how many to re-rank; default {K})")
     p.add_argument("--text", help="describe what to find instead of giving query photos, e.g. \"red bicycle\"")
     p.add_argument("--text-encoder", help="text tower: registry name or folder (default: the one pairing the library)")
     add_rerank_args(p)
@@ -33,7 +34,8 @@ def add_parser(subparsers) -> None:
 def add_rerank_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", action="store_true", help="re-rank the top k with a re-ranker (default: the MLLM)")
     p.add_argument("--reranker", choices=RERANKERS, help="which re-ranker (implies --rerank)")
-    p.add_argument("--lambda", dest="lam", type=float, default=0.5, help="final = λ·cosine + (1−λ)·P(same)")
+    p.add_argument("--lambda", dest="lam", type=float, default=LAMBDA,
+                   help=f"final = λ·cosine + (1−λ)·P(same) (default {LAMBDA})")
     p.add_argument("--vlm", help="MLLM: registry name, installed folder, or text-model GGUF (with --mmproj)")
     p.add_argument("--mmproj", help="MLLM projector GGUF, with --vlm PATH")
     p.add_argument("--image-tokens", type=int, help="MLLM image token cap (default: one full tile)")
@@ -60,7 +62,7 @@ def text_query(args: argparse.Namespace, lib: Library, s) -> list[Hit]:
     from ..text import load_text_encoder, search_text
 
     encoder = load_text_encoder(lib, getattr(args, "text_encoder", None), s.threads)
-    return search_text(lib, encoder, args.text, getattr(args, "k", 20))
+    return search_text(lib, encoder, args.text, getattr(args, "k", K))
 
 
 def _query_paths(items: list[Path]) -> list[Path]:

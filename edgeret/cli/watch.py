@@ -9,14 +9,17 @@ import sys
 import time
 
 from ..library import Library
+from ..settings import WATCH_MAX_DELAY, WATCH_QUIET
 from .common import add_common, cancellation, settings
 
 
 def add_parser(subparsers) -> None:
     """Add the `watch` command to an argparse subparsers object."""
     p = subparsers.add_parser("watch", help="keep the library current while photos are added, moved or deleted")
-    p.add_argument("--quiet", type=float, default=1.0, help="seconds without changes before indexing (default 1)")
-    p.add_argument("--max-delay", type=float, default=10.0, help="index at least this often during long copies")
+    p.add_argument("--quiet", type=float, default=WATCH_QUIET,
+                   help=f"seconds without changes before indexing (default {WATCH_QUIET})")
+    p.add_argument("--max-delay", type=float, default=WATCH_MAX_DELAY,
+                   help=f"index at least this often during long copies (default {WATCH_MAX_DELAY} s)")
     add_common(p, progress=True)
     p.set_defaults(func=cmd_watch)
 

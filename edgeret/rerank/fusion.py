@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from ..settings import LAMBDA
+
 NO_OPINION = 0.5  # what a candidate the re-ranker could not judge (decode failure) contributes
 
 
-def fuse(first_stage: float, p_same: float, lam: float = 0.5) -> float:
+def fuse(first_stage: float, p_same: float, lam: float = LAMBDA) -> float:
     """final = λ·first_stage + (1−λ)·P(same); a NaN P (candidate not judged) counts as no opinion (0.5)."""
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lambda must be within [0, 1], got {lam}")
@@ -16,7 +18,7 @@ def fuse(first_stage: float, p_same: float, lam: float = 0.5) -> float:
     return lam * first_stage + (1.0 - lam) * p
 
 
-def rank(first_stage: Sequence[float], p_same: Mapping[int, float], lam: float = 0.5) -> list[tuple[int, float]]:
+def rank(first_stage: Sequence[float], p_same: Mapping[int, float], lam: float = LAMBDA) -> list[tuple[int, float]]:
     """(index, final score) best first; candidates without a P keep their first-stage score alone.
 
     Ties break on the first-stage score, then on the original index, so the order is deterministic.

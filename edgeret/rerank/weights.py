@@ -18,8 +18,8 @@ import math
 import os
 from pathlib import Path
 
-from edgeret.config import models_dir
-from edgeret.errors import ModelError, UsageError
+from edgeret.errors import ConfigError, ModelError, UsageError
+from edgeret.settings import ENV_VLM_WEIGHTS, env, models_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ _LLAMA_FTYPE_ALL_F32 = 0
 
 def policy_from_env() -> str:
     """The default policy: EDGERET_VLM_WEIGHTS, else "auto"."""
-    value = os.environ.get("EDGERET_VLM_WEIGHTS", "auto")
+    value = env(ENV_VLM_WEIGHTS) or "auto"
     if value not in POLICIES:
-        raise UsageError(f"EDGERET_VLM_WEIGHTS={value!r}: choose one of {', '.join(POLICIES)}")
+        raise ConfigError(f"{ENV_VLM_WEIGHTS}={value!r}: choose one of {', '.join(POLICIES)}")
     return value
 
 

@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QGuiApplication, QImage  # noqa: E402
 
-from edgeret.config import Settings  # noqa: E402
+from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing.photos import make_photo, snapshot  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.item_models import LINES_ROLE  # noqa: E402

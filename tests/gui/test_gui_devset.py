@@ -10,7 +10,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 pytestmark = [pytest.mark.gui, pytest.mark.devset, pytest.mark.slow]
 
-from edgeret.config import Settings  # noqa: E402
+from edgeret.settings import Settings  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from tests.conftest import MNV2  # noqa: E402

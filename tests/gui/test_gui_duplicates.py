@@ -14,8 +14,8 @@ pytestmark = pytest.mark.gui
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
-from edgeret.config import Settings  # noqa: E402
 from edgeret.library import Library  # noqa: E402
+from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing import tiny_text  # noqa: E402
 from edgeret.testing.photos import make_photo, snapshot  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.gui
 
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from edgeret.config import Settings  # noqa: E402
+from edgeret.settings import Settings  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.panels import SettingsPanel  # noqa: E402

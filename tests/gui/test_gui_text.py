@@ -14,8 +14,8 @@ pytestmark = pytest.mark.gui
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-from edgeret.config import Settings  # noqa: E402
 from edgeret.library import Library  # noqa: E402
+from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing import tiny_text  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402

@@ -8,7 +8,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 pytestmark = pytest.mark.gui
 
-from edgeret.config import Settings  # noqa: E402
+from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing.photos import make_photo  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edgeret import models
-from edgeret.config import models_dir
 from edgeret.errors import Cancelled, ModelError, ModelMissing, NetworkError
+from edgeret.settings import models_dir
 from tests.helpers.hub import Hub, hub_path, registry_toml, sha256, tiny_gguf
 
 NAME = "vlm"

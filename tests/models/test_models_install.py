@@ -15,12 +15,12 @@ import pytest
 
 from edgeret import models
 from edgeret.cli import models as cli_models
-from edgeret.config import models_dir
 from edgeret.errors import ModelError, ModelMissing
 from edgeret.rerank.weights import COPIES
+from edgeret.settings import models_dir
 from tests.helpers.hub import Hub, hub_path, registry_toml, sha256, tiny_gguf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 @pytest.fixture

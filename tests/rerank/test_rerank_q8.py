@@ -12,7 +12,7 @@ import pytest
 
 from edgeret.testing import tiny_gguf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
