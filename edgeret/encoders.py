@@ -40,7 +40,8 @@ def model_fingerprint(folder: Path, sidecars: tuple[str | Path, ...] = ("preproc
 class ImageEncoder:
     """An ONNX image encoder; `encode` maps preprocessed tensors to L2-normalised float32 vectors."""
 
-    def __init__(self, folder: Path | str, threads: int = 2, name: str | None = None, spec: str | None = None):
+    def __init__(self, folder: Path | str, threads: int = 2, name: str | None = None, spec: str | None = None,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)):
         self.folder = Path(folder)
         self.spec = spec or str(self.folder)  # what the user named: a registry name or the folder
         model_path = self.folder / "model.onnx"
@@ -50,7 +51,7 @@ class ImageEncoder:
         self.name = name or self.folder.name
         self.preprocess = Preprocess.from_file(self.folder / "preprocess.json")
         self.id = f"{self.name}:{model_fingerprint(self.folder)}"
-        self.session = onnx_session(model_path, threads)
+        self.session = onnx_session(model_path, threads, providers)
         self.input_name = self.preprocess.input_name or self.session.get_inputs()[0].name
         self.output_name = self.preprocess.output_name or self.session.get_outputs()[0].name
         self._dim: int | None = None
@@ -100,13 +101,18 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def onnx_session(model_path: Path, threads: int) -> ort.InferenceSession:
+def onnx_session(model_path: Path, threads: int, providers: Sequence[str] = ("CPUExecutionProvider",)):
+    """An onnxruntime session; `providers` other than the CPU one must be available in this onnxruntime build."""
+    available = ort.get_available_providers()
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise ModelError(f"this onnxruntime has no {', '.join(missing)} (it has {', '.join(available)})")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, threads)
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(model_path), opts, providers=list(providers))
     except Exception as e:  # onnxruntime raises its own exception types for malformed models
         raise ModelError(f"onnxruntime cannot load {model_path}: {str(e).splitlines()[0]}") from None
 

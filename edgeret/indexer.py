@@ -72,24 +72,38 @@ class _Result:
 
 def plan(known: dict, roots: list[Path], cancel=None) -> tuple[list[_Job], set[str], int]:
     """Compare the folders with the catalog rows: (jobs to (re)process, paths no longer found, unchanged count)."""
+    present = [str(r) for r in roots if r.exists()]  # an unplugged drive is not a folder of deleted photos
+    return plan_listing(known, stat_all(scan(roots, cancel=cancel)), present)
+
+
+def plan_listing(known: dict, listing: Iterable[tuple[str, int, int]], present: list[str]):
+    """plan() for any listing of (path, size, mtime_ns); `present` are the roots that were found (paths or URLs).
+
+    `known` maps a path to a row with status, size and mtime_ns; a row that is not pending, with the same size and
+    mtime, is unchanged (a failed photo is retried when the file changes).
+    """
     jobs, seen, unchanged = [], set(), 0
-    for path in scan(roots, cancel=cancel):
-        p = str(path)
+    for p, size, mtime_ns in listing:
+        seen.add(p)
+        row = known.get(p)
+        if row and row.status != "pending" and row.size == size and row.mtime_ns == mtime_ns:
+            unchanged += 1
+        else:
+            jobs.append(_Job(p, size, mtime_ns, row is not None))
+    prefixes = tuple(r.rstrip("/") + "/" for r in present)
+    exact = set(present)
+    gone = {p for p in known if p not in seen and (p.startswith(prefixes) or p in exact)}
+    return jobs, gone, unchanged
+
+
+def stat_all(paths: Iterable[Path]) -> Iterator[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of each path that can still be read."""
+    for path in paths:
         try:
             st = path.stat()
         except OSError:
             continue
-        seen.add(p)
-        row = known.get(p)
-        if row and row.status != "pending" and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
-            unchanged += 1
-        else:
-            jobs.append(_Job(p, st.st_size, st.st_mtime_ns, row is not None))
-    present = [r for r in roots if r.exists()]  # an unplugged drive is not a folder of deleted photos
-    prefixes = tuple(str(r).rstrip("/") + "/" for r in present)
-    exact = {str(r) for r in present}
-    gone = {p for p in known if p not in seen and (p.startswith(prefixes) or p in exact)}
-    return jobs, gone, unchanged
+        yield str(path), st.st_size, st.st_mtime_ns
 
 
 def run(
@@ -202,3 +216,14 @@ def _prefetch(fn, items: Iterable, workers: int, window: int | None = None) -> I
 
 def default_workers(threads: int) -> int:
     return max(1, min(threads, os.cpu_count() or 1))
+
+
+Job = _Job  # what a worker is handed: a path with the size and mtime the plan saw
+
+
+def decode_jobs(jobs: Iterable[_Job], preprocess, known_hashes: set[str], workers: int) -> Iterator[_Result]:
+    """Hash, decode and preprocess `jobs` on `workers` threads, in order, as run() does (the cluster workers too).
+
+    A result has a tensor to encode, or a reason it failed, or neither: its content hash is in `known_hashes`.
+    """
+    return _prefetch(lambda job: _decode_job(job, preprocess, known_hashes), jobs, workers)

@@ -82,15 +82,7 @@ class Library:
         return encoder
 
     def _open_encoder(self, spec: str | None, threads: int) -> ImageEncoder:
-        spec = spec or self.encoder_spec or DEFAULT_ENCODER
-        if Path(spec).expanduser().is_dir():  # a model folder is used as it is
-            folder = Path(spec).expanduser().resolve()
-            spec = str(folder)
-        else:
-            from .models import resolve
-
-            folder = resolve(spec, "encoder")
-        return ImageEncoder(folder, threads=threads, name=Path(spec).name, spec=spec)
+        return open_encoder(spec or self.encoder_spec, threads)
 
     def check_encoder(self, encoder: ImageEncoder) -> None:
         stored = self.catalog.get_meta("encoder_id")
@@ -207,6 +199,23 @@ class Library:
             "index": {"kind": "exact" if n < self.exact_below else "hnsw", "size": n,
                       "bytes_on_disk": _disk_size(self.path)},
         }
+
+
+def encoder_folder(spec: str | None) -> tuple[Path, str]:
+    """(model folder, spec as the library records it) for a registry name or a folder; None is the default."""
+    spec = spec or DEFAULT_ENCODER
+    if Path(spec).expanduser().is_dir():  # a model folder is used as it is
+        folder = Path(spec).expanduser().resolve()
+        return folder, str(folder)
+    from .models import resolve
+
+    return resolve(spec, "encoder"), spec
+
+
+def open_encoder(spec: str | None, threads: int = 2, **kw) -> ImageEncoder:
+    """The ImageEncoder named by `spec` (a registry name or a model folder; None: the default encoder)."""
+    folder, spec = encoder_folder(spec)
+    return ImageEncoder(folder, threads=threads, name=Path(spec).name, spec=spec, **kw)
 
 
 def _disk_size(path: Path) -> int:

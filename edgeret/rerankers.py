@@ -86,21 +86,14 @@ def installed_reranker() -> tuple[str | None, str | None]:
     return "sv", None
 
 
-def open_mllm(
-    library: Library,
-    *,
+def mllm_files(
     model: str | None = None,
     vlm: str | Path | None = None,
     mmproj: str | Path | None = None,
-    threads: int | None = None,
     image_tokens: int | None = None,
     prompt: str | None = None,
-    codec: str = "f16",
-) -> MllmPairReranker:
-    """The MLLM re-ranker from explicit --vlm/--mmproj paths or a registry name (default smolvlm-256m)."""
-    from .rerank.mllm import MllmReranker
-    from .rerank.tokens import TokenStore
-
+) -> dict:
+    """MllmReranker's arguments from explicit --vlm/--mmproj paths or a registry name (default smolvlm-256m)."""
     if mmproj and not vlm:
         raise UsageError("--mmproj needs --vlm: the text model that goes with the projector")
     settings: dict = {}
@@ -112,8 +105,26 @@ def open_mllm(
         vlm, mmproj, settings = reranker_files(resolve(model or default_reranker(), "reranker"))
     if image_tokens is None:
         image_tokens = settings.get("image_max_tokens")
-    mllm = MllmReranker(vlm, mmproj, threads=threads, image_tokens=image_tokens,
-                        prompt=prompt or settings.get("prompt", "object01"))
+    return {"model_path": vlm, "mmproj_path": mmproj, "image_tokens": image_tokens,
+            "prompt": prompt or settings.get("prompt", "object01")}
+
+
+def open_mllm(
+    library: Library,
+    *,
+    model: str | None = None,
+    vlm: str | Path | None = None,
+    mmproj: str | Path | None = None,
+    threads: int | None = None,
+    image_tokens: int | None = None,
+    prompt: str | None = None,
+    codec: str = "f16",
+) -> MllmPairReranker:
+    """The MLLM re-ranker bound to the library's token store (arguments as for mllm_files)."""
+    from .rerank.mllm import MllmReranker
+    from .rerank.tokens import TokenStore
+
+    mllm = MllmReranker(threads=threads, **mllm_files(model, vlm, mmproj, image_tokens, prompt))
     try:
         store = TokenStore(library.path / f"tokens-{mllm.model_id}.sqlite", mllm.model_id, codec=codec)
     except BaseException:

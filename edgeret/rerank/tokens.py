@@ -73,6 +73,31 @@ def _chunk_nbytes(n: int, d: int, codec: str) -> int:
     return {"f32": 4 * n * d, "f16": 2 * n * d, "pool2": 2 * n * d, "int8": 4 * n + n * d}[codec]
 
 
+PACKED_FIELDS = ("codec", "width", "height", "pool", "layout", "data")
+
+
+def pack(tokens: VisualTokens, codec: str) -> dict:
+    """One image's tokens as a storable record (PACKED_FIELDS): the SQLite store and the cluster's Parquet files."""
+    if codec == "pool2" and tokens.pool == 1:
+        tokens = pool2x2(tokens)
+    layout = {"shapes": [list(c.shape) for c in tokens.chunks], "grids": [list(g) for g in tokens.grids]}
+    blob = b"".join(_encode_chunk(np.asarray(c, np.float32), codec) for c in tokens.chunks)
+    return {"codec": codec, "width": int(tokens.size[0]), "height": int(tokens.size[1]), "pool": int(tokens.pool),
+            "layout": json.dumps(layout), "data": blob}
+
+
+def unpack(record: dict) -> VisualTokens:
+    """The float32 VisualTokens of a record made by pack()."""
+    codec, layout = record["codec"], json.loads(record["layout"])
+    view, chunks, off = memoryview(record["data"]), [], 0
+    for n, d in layout["shapes"]:
+        size = _chunk_nbytes(n, d, codec)
+        chunks.append(_decode_chunk(view[off:off + size], n, d, codec))
+        off += size
+    return VisualTokens(chunks=chunks, size=(record["width"], record["height"]),
+                        grids=[tuple(g) for g in layout["grids"]], pool=record["pool"])
+
+
 class TokenStore:
     """SQLite-backed map: int image key -> VisualTokens, bound to one re-ranker model_id.
 
@@ -121,12 +146,8 @@ class TokenStore:
 
     def put(self, key: int, tokens: VisualTokens) -> None:
         """Store (or replace) one image's tokens in the store's codec; one transaction, so all or nothing."""
-        codec = self.codec
-        if codec == "pool2" and tokens.pool == 1:
-            tokens = pool2x2(tokens)
-        layout = {"shapes": [list(c.shape) for c in tokens.chunks], "grids": [list(g) for g in tokens.grids]}
-        blob = b"".join(_encode_chunk(np.asarray(c, np.float32), codec) for c in tokens.chunks)
-        row = (int(key), codec, tokens.size[0], tokens.size[1], tokens.pool, json.dumps(layout), blob)
+        r = pack(tokens, self.codec)
+        row = (int(key), r["codec"], r["width"], r["height"], r["pool"], r["layout"], r["data"])
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?)", row)
 
@@ -135,16 +156,7 @@ class TokenStore:
         with self._lock:
             row = self._db.execute("SELECT codec, width, height, pool, layout, data FROM tokens WHERE key = ?",
                                    (int(key),)).fetchone()
-        if row is None:
-            return None
-        codec, w, h, pool, layout, data = row
-        layout = json.loads(layout)
-        view, chunks, off = memoryview(data), [], 0
-        for n, d in layout["shapes"]:
-            size = _chunk_nbytes(n, d, codec)
-            chunks.append(_decode_chunk(view[off:off + size], n, d, codec))
-            off += size
-        return VisualTokens(chunks=chunks, size=(w, h), grids=[tuple(g) for g in layout["grids"]], pool=pool)
+        return None if row is None else unpack(dict(zip(PACKED_FIELDS, row, strict=True)))
 
     def delete(self, key: int) -> None:
         with self._lock:

@@ -1,0 +1,66 @@
+"""`edgeret cluster duplicates`: near-duplicate groups over a collection, grouped as the local command groups them.
+
+Milvus computes each photo's k nearest neighbours (the collection's HNSW index, a page of photos per request), so the
+driver holds the graph and the photos' metadata but never the whole vector matrix; union-find, the same-content
+rule and the choice of each group's original are edgeret.duplicates' own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..duplicates import DEFAULT_K, DEFAULT_THRESHOLD, Group, UnionFind, _group, _same_hash, candidate_pairs
+from ..errors import UsageError
+from ..indexer import Progress
+from .collection import ITER_BATCH, META, PhotoCollection
+from .index import ClusterOptions
+from .runtime import milvus_client
+
+
+def find_duplicates(opts: ClusterOptions, threshold: float = DEFAULT_THRESHOLD, k: int = DEFAULT_K,
+                    progress: Progress | None = None) -> list[Group]:
+    """Groups of near-duplicate photos in the collection, largest first (as edgeret.duplicates.find_duplicates)."""
+    if not 0.0 < threshold <= 1.0:
+        raise UsageError("the threshold is a cosine similarity in (0, 1]")
+    coll = PhotoCollection.open(milvus_client(opts.library, opts.milvus), opts.collection)
+    details, neighbours = _graph(coll, k, progress)
+    if len(details) < 2:
+        return []
+    row_of = {d[0]: r for r, d in details.items()}
+    nbr = np.full((len(details), k), -1, np.int64)
+    sim = np.zeros((len(details), k), np.float32)
+    for r, found in neighbours.items():
+        found = [(row_of[p], s) for p, s in found if p in row_of and row_of[p] != r][:k]
+        nbr[r, :len(found)] = [x for x, _ in found]
+        sim[r, :len(found)] = [s for _, s in found]
+    uf = UnionFind(len(details))
+    for rows in _same_hash(details, np.arange(len(details))):  # identical files group even past k copies
+        for x in rows[1:]:
+            uf.union(rows[0], x)
+    a, b, _ = candidate_pairs(nbr, sim, threshold)
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        uf.union(x, y)
+    groups = [_members_group(coll, rows, details) for rows in uf.components()]
+    return sorted(groups, key=lambda g: (-len(g.members), g.original.path))
+
+
+def _graph(coll: PhotoCollection, k: int, progress: Progress | None):
+    """(row -> (path, size, mtime_ns, width, height, hash), row -> [(neighbour path, cosine)]) of every photo."""
+    details, neighbours, total = {}, {}, coll.count()
+    for page in coll.rows(META[:-1] + ["vector"], batch=ITER_BATCH):
+        found = coll.search(np.asarray([r["vector"] for r in page], np.float32), k + 1, fields=())
+        for r, hits in zip(page, found, strict=True):
+            row = len(details)
+            details[row] = (r["path"], r["size"], r["mtime_ns"], r["width"], r["height"], r["content_hash"])
+            neighbours[row] = [(h["path"], h["score"]) for h in hits]
+        if progress:
+            progress(len(details), total, "k-NN")
+    return details, neighbours
+
+
+def _members_group(coll: PhotoCollection, rows: list[int], details: dict) -> Group:
+    """A Group of `rows`, its original first, similarities from the members' own vectors."""
+    paths = [details[r][0] for r in rows]
+    vec = {v["path"]: v["vector"] for v in coll.get(paths, ["path", "vector"])}
+    matrix = np.asarray([vec[p] for p in paths], np.float32)
+    return _group(list(range(len(rows))), np.asarray(rows), matrix, {r: details[r] for r in rows})

@@ -1,0 +1,69 @@
+"""Where the work runs and where the vectors live: Ray (local or an address) and Milvus (local milvus-lite or a URI)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import LibraryError
+
+LOCAL_OBJECT_STORE = 512 << 20  # a local trial cluster needs little shared memory: blocks are a batch of photos
+MILVUS_LITE = "milvus.db"  # the local Milvus under the library folder
+
+log = logging.getLogger(__name__)
+
+# read when ray and grpc are first imported, so set before either is
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # Ray forks while the local Milvus serves gRPC: a note per fork
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, cpus: int | None = None) -> Iterator[None]:
+    """Connect to the Ray cluster at `address`, or start a local one with `cpus` CPUs; a local one is stopped after."""
+    import ray
+
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if ray.is_initialized():  # a caller (a test, a notebook) runs Ray already: use it as it is
+        yield
+        return
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=cpus or os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise LibraryError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {e}") from None
+    _quiet_ray_data()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _quiet_ray_data() -> None:
+    import ray.data
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # edgeret shows its own progress
+    ctx.print_on_execution_start = False
+
+
+def milvus_client(library: Path, uri: str | None):
+    """A pymilvus client for `uri`, or for the local milvus-lite database in the library folder."""
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs every failed call; edgeret reports them
+    if uri is None:
+        library.mkdir(parents=True, exist_ok=True)
+        uri = str(library / MILVUS_LITE)
+    try:
+        return MilvusClient(uri, token=os.environ.get("EDGERET_MILVUS_TOKEN", ""))
+    except MilvusException as e:
+        raise LibraryError(f"cannot open Milvus at {uri}: {e.message}") from None
+    except Exception as e:  # the local database is locked by another process, or the server is unreachable
+        raise LibraryError(f"cannot open Milvus at {uri}: {e}") from None
