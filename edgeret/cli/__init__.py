@@ -1,7 +1,8 @@
 """The command line: parse, call the library, print text or JSON. Nothing else lives here.
 
 One module per command group, each with `add_parser(subparsers)`: library (index, encode-tokens, status), search,
-models, eval, duplicates, watch, gui. Common arguments, progress bars and Ctrl-C handling live in common.
+models, eval, duplicates, watch, gui, cluster (edgeret.cluster is imported only when a cluster command runs).
+Common arguments, progress bars and Ctrl-C handling live in common.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import sys
 from .. import __version__
 from ..errors import Cancelled, EdgeretError, ModelMissing
 from ..fsnames import safe_console
-from . import duplicates, eval, gui, library, models, search, watch
+from . import cluster, duplicates, eval, gui, library, models, search, watch
 
-COMMANDS = (library, search, models, eval, duplicates, watch, gui)
+COMMANDS = (library, search, models, eval, duplicates, watch, gui, cluster)
 
 
 def build_parser() -> argparse.ArgumentParser:

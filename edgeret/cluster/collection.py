@@ -1,7 +1,8 @@
 """The Milvus collection of one library: a row per photo path with its content hash, metadata, encoder and vector.
 
 The path is the primary key, so writing a photo again replaces its row: a resumed or repeated job cannot duplicate
-a photo. Vectors are stored as the local catalog stores them (rounded to float16), so both rank alike.
+a photo. Vectors are stored as the local catalog stores them (unit vectors rounded to float16) and compared by inner
+product as the local index compares them, so both give the same scores.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..errors import EncoderMismatch, LibraryError
 
 MAX_PATH = 4096
 HNSW = {"M": 16, "efConstruction": 200}
+METRIC = "IP"  # the encoders' vectors are unit length: inner product is their cosine
 EF_SEARCH = 128  # like the local HNSW's expansion_search
 META = ["path", "content_hash", "size", "mtime_ns", "width", "height", "encoder"]
 ITER_BATCH = 1000
@@ -118,8 +120,8 @@ class PhotoCollection:
         with milvus_errors("search"):
             found = self.client.search(self.name, data=[q.tolist() for q in queries], limit=k,
                                        output_fields=list(fields),
-                                       search_params={"metric_type": "COSINE", "params": {"ef": max(EF_SEARCH, k)}})
-        return [[{"path": h["id"], "score": float(h["distance"]), **h["entity"]} for h in hits] for hits in found]
+                                       search_params={"metric_type": METRIC, "params": {"ef": max(EF_SEARCH, k)}})
+        return [[{**h["entity"], "path": h["path"], "score": float(h["distance"])} for h in hits] for hits in found]
 
     # writing ------------------------------------------------------------------------------------------------------
     def upsert(self, rows: list[dict]) -> None:
@@ -163,7 +165,7 @@ def _create(client, name: str, dim: int | None) -> None:
     schema.add_field("encoder", DataType.VARCHAR, max_length=256)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
     index = client.prepare_index_params()
-    index.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE", params=HNSW)
+    index.add_index(field_name="vector", index_type="HNSW", metric_type=METRIC, params=HNSW)
     client.create_collection(name, schema=schema, index_params=index)
 
 

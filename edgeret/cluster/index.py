@@ -21,7 +21,7 @@ from ..indexer import IndexReport, Progress, plan_listing
 from ..library import encoder_folder
 from . import listing
 from .collection import PhotoCollection, row
-from .runtime import milvus_client, ray_session
+from .runtime import MILVUS_LITE, milvus_client, ray_session
 from .state import JobState
 from .workers import PROVIDERS, EncodeWorker
 
@@ -66,7 +66,7 @@ def index(sources: list[str], opts: ClusterOptions, encoder_spec: str | None = N
                               progress, cancel)
         if not report.cancelled:
             report.moved = len({known[p].hash for p in gone} & copied)  # a copy whose original went: a move
-            report.removed = coll.delete(sorted(gone))
+            report.removed = coll.delete(sorted(gone)) - report.moved
             state.write([], gone)
         coll.flush()
     report.seconds = time.perf_counter() - t0
@@ -120,3 +120,14 @@ def _write(batch: dict[str, np.ndarray], coll: PhotoCollection, state: JobState,
     state.write(failed, [r["path"] for r in rows])
     report.indexed += len(rows)
     return copied
+
+
+def status(opts: ClusterOptions) -> dict:
+    """The collection's size and encoder, and the job state's sources and failures."""
+    with JobState(opts.library, opts.collection) as state:
+        failures, sources, spec = state.failures(), state.sources(), state.get("encoder_spec")
+    coll = PhotoCollection.open(milvus_client(opts.library, opts.milvus), opts.collection)
+    return {"collection": opts.collection, "milvus": opts.milvus or str(opts.library / MILVUS_LITE),
+            "library": str(opts.library), "encoder": spec, "encoder_id": coll.encoder_id, "photos": coll.count(),
+            "failed": len(failures), "failures": [{"path": p, "reason": r} for p, r in failures],
+            "sources": sources}

@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 
 # read when ray and grpc are first imported, so set before either is
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # Ray forks while the local Milvus serves gRPC: a note per fork
+# Ray starts its processes while the local Milvus serves gRPC from this one: grpcio's fork handlers would only
+# log (or stall) on every fork, and nothing here forks a process that goes on using gRPC
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 @contextlib.contextmanager
@@ -58,6 +61,7 @@ def milvus_client(library: Path, uri: str | None):
     from pymilvus.exceptions import MilvusException
 
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs every failed call; edgeret reports them
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # milvus-lite answers unknown calls with a trace
     if uri is None:
         library.mkdir(parents=True, exist_ok=True)
         uri = str(library / MILVUS_LITE)

@@ -1,0 +1,194 @@
+"""`edgeret cluster …`: index, encode-tokens, search, duplicates and status on a Ray cluster with Milvus.
+
+Parsing needs nothing from the cluster extra; each command checks that ray, pymilvus and pyarrow are installed
+(saying how to install them) and only then imports edgeret.cluster's modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+from .common import add_common, add_progress, interruptible, settings, wants_progress
+from .library import CODECS
+
+
+def add_parser(subparsers) -> None:
+    """Add `cluster` and its subcommands to an argparse subparsers object."""
+    cluster = subparsers.add_parser("cluster", help="the same pipeline on a Ray cluster, vectors in Milvus "
+                                    "(pip install 'edgeret[cluster]')")
+    sub = cluster.add_subparsers(dest="cluster_command", required=True)
+
+    p = sub.add_parser("index", help="index photo folders or URLs into the Milvus collection")
+    p.add_argument("sources", nargs="*", help="folders, files or fsspec URLs; none: the collection's sources")
+    p.add_argument("--batch-size", type=int, default=16, help="photos per encoder batch")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider of each encoder")
+    _common(p, progress=True)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("encode-tokens", help="store every photo's visual tokens as Parquet files")
+    _mllm_args(p)
+    p.add_argument("--codec", choices=CODECS, default="f16", help="token storage")
+    p.add_argument("--batch-size", type=int, default=8, help="photos per token file")
+    _common(p, progress=True, encoder=False)
+    p.set_defaults(func=cmd_encode_tokens)
+
+    p = sub.add_parser("search", help="find photos showing the same object, first stage in Milvus")
+    p.add_argument("queries", nargs="+", type=Path, help="query images, or folders of them")
+    p.add_argument("-k", type=int, default=20, help="how many results per query (and how many to re-rank)")
+    p.add_argument("--rerank", action="store_true", help="re-rank the top k by the MLLM on a pool of Ray actors")
+    p.add_argument("--lambda", dest="lam", type=float, default=0.5, help="final = λ·cosine + (1−λ)·P(same)")
+    _mllm_args(p)
+    p.add_argument("--prompt", choices=["object01", "yesno"], help="MLLM question: 0/1 digit or Yes/No")
+    _common(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("duplicates", help="groups of near-duplicate photos in the collection")
+    p.add_argument("--threshold", type=float, default=0.95, help="cosine from which two photos group (default 0.95)")
+    p.add_argument("-k", "--neighbours", type=int, default=10, help="neighbours examined per photo (default 10)")
+    _common(p, progress=True, encoder=False)
+    p.set_defaults(func=cmd_duplicates)
+
+    p = sub.add_parser("status", help="what the collection and the job state hold")
+    _common(p, encoder=False)
+    p.set_defaults(func=cmd_status)
+
+
+def _common(p: argparse.ArgumentParser, progress: bool = False, encoder: bool = True) -> None:
+    add_common(p, encoder=encoder)
+    if progress:
+        add_progress(p)
+    p.add_argument("--ray", metavar="ADDRESS", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all cores)")
+    p.add_argument("--milvus", metavar="URI", help="Milvus URI (default: milvus-lite in the library folder)")
+    p.add_argument("--collection", default="edgeret", help="Milvus collection (default: edgeret)")
+    p.add_argument("--workers", type=int, default=2, help="actors in the pool (default 2)")
+    p.add_argument("--tokens", metavar="DIR|URL", help="visual-token folder every worker can read "
+                   "(default: tokens/ in the library folder)")
+
+
+def _mllm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vlm", help="MLLM: registry name, installed folder, or text-model GGUF (with --mmproj)")
+    p.add_argument("--mmproj", help="MLLM projector GGUF, with --vlm PATH")
+    p.add_argument("--image-tokens", type=int, help="MLLM image token cap (default: one full tile)")
+
+
+def _options(args: argparse.Namespace):
+    """The settings and ClusterOptions of the command line, once the extra is known to be installed."""
+    from ..cluster import require
+
+    require(local_milvus=args.milvus is None)
+    from ..cluster.index import ClusterOptions
+
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    s = settings(args)
+    return s, ClusterOptions(library=s.library, collection=args.collection, ray=args.ray, milvus=args.milvus,
+                             cpus=args.cpus, workers=args.workers, threads=args.threads or 1,
+                             device=getattr(args, "device", "cpu"))
+
+
+def _mllm_files(args: argparse.Namespace) -> dict:
+    from ..rerankers import mllm_files
+
+    return mllm_files(vlm=args.vlm, mmproj=args.mmproj, image_tokens=args.image_tokens,
+                      prompt=getattr(args, "prompt", None))
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    s, opts = _options(args)
+    from ..cluster.index import index
+
+    with interruptible(wants_progress(args)) as (bar, cancel):
+        report = index(args.sources, opts, encoder_spec=s.encoder, batch_size=args.batch_size, progress=bar,
+                       cancel=cancel)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        from .library import _print_report
+
+        _print_report(report)
+    return 130 if report.cancelled else 0
+
+
+def cmd_encode_tokens(args: argparse.Namespace) -> int:
+    _, opts = _options(args)
+    from ..cluster.encode_tokens import encode_tokens
+
+    with interruptible(wants_progress(args)) as (bar, cancel):
+        out = encode_tokens(opts, _mllm_files(args), args.tokens, args.codec, args.batch_size, bar, cancel)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"visual tokens: encoded {out['visual_tokens_encoded']}, stored {out['visual_tokens_stored']}, "
+              f"failed {out['failed']}")
+        for f in out["failures"]:
+            print(f"  failed: {f['path']}: {f['reason']}")
+    return 130 if out["cancelled"] else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    s, opts = _options(args)
+    from ..cluster.search import RayPairReranker, search
+    from .search import _print_results, _query_paths
+
+    if not 0.0 <= args.lam <= 1.0:
+        raise UsageError("--lambda must be between 0 and 1")
+    rerank = _mllm_files(args) if args.rerank else None
+    named = RayPairReranker([]) if args.rerank else None  # what the printer reads: the re-ranker's name
+    failed = 0
+    for q, results in search(_query_paths(args.queries), opts, args.k, s.encoder, rerank, args.lam, args.tokens):
+        if isinstance(results, Exception):
+            print(f"edgeret: cannot read query {q}: {results}", file=sys.stderr)
+            failed += 1
+        else:
+            _print_results(q, results, named, args.json)
+    return 1 if failed else 0
+
+
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    _, opts = _options(args)
+    from ..cluster.duplicates import find_duplicates
+
+    t0 = time.perf_counter()
+    with interruptible(wants_progress(args)) as (bar, _):
+        groups = find_duplicates(opts, args.threshold, args.neighbours, progress=bar)
+    photos = _count(opts)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"threshold": args.threshold, "photos": photos, "seconds": round(seconds, 3),
+                          "groups": [g.as_dict() for g in groups]}))
+    else:
+        from .duplicates import _print_groups
+
+        _print_groups(groups, photos, seconds)
+    return 0
+
+
+def _count(opts) -> int:
+    from ..cluster.collection import PhotoCollection
+    from ..cluster.runtime import milvus_client
+
+    return PhotoCollection.open(milvus_client(opts.library, opts.milvus), opts.collection).count()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _, opts = _options(args)
+    from ..cluster.index import status
+
+    st = status(opts)
+    if args.json:
+        print(json.dumps(st))
+        return 0
+    print(f"collection  {st['collection']} at {st['milvus']}")
+    print(f"encoder     {st['encoder']}")
+    print(f"photos      {st['photos']}   failed {st['failed']}")
+    for r in st["sources"]:
+        print(f"source      {r}")
+    for f in st["failures"]:
+        print(f"failed      {f['path']}: {f['reason']}")
+    return 0
