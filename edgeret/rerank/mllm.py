@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgeret.box import RegionQuery, query_image
 from edgeret.errors import DecodeError, EdgeretError
 from edgeret.rerank.gguf_file import check_file, fingerprint
 from edgeret.rerank.mtmd import (
@@ -34,7 +35,7 @@ from edgeret.rerank.mtmd import (
     default_image_tokens,
     physical_cores,
 )
-from edgeret.rerank.prompts import PairPrompt, get_prompt, text_prompt
+from edgeret.rerank.prompts import PairPrompt, boxed_prompt, get_prompt, text_prompt
 from edgeret.rerank.weights import policy_from_env
 
 __all__ = ["MllmReranker", "RerankerError", "VisualTokens", "physical_cores"]
@@ -80,6 +81,7 @@ class MllmReranker:
         try:
             self._answers: dict[str, np.ndarray] = {}
             self._layout = self._make_layout(self.prompt, query_images=1)
+            self._boxed_layout: _Layout | None = None  # made on the first boxed query
         except BaseException:
             self.close()
             raise
@@ -130,6 +132,10 @@ class MllmReranker:
                 return self._make_layout(text_prompt(query, self.session.marker), query_images=0)
             except ValueError as e:
                 raise RerankerError(str(e)) from None
+        if isinstance(query, RegionQuery):  # the instruction says the query is a box around the object meant
+            if self._boxed_layout is None:
+                self._boxed_layout = self._make_layout(boxed_prompt(self.prompt), query_images=1)
+            return self._boxed_layout
         return self._layout
 
     def _chat_text(self, prompt: PairPrompt, n_images: int) -> str:
@@ -175,7 +181,7 @@ class MllmReranker:
         return image if isinstance(image, VisualTokens) else self.encode(image)
 
     def _query_tokens(self, query) -> list[VisualTokens]:
-        return [] if isinstance(query, str) else [self._as_tokens(query)]
+        return [] if isinstance(query, str) else [self._as_tokens(query_image(query))]
 
     def _eval_prefix(self, query: list[VisualTokens], layout: _Layout | None = None) -> int:
         """Evaluate the prompt up to the candidate from an empty cache; returns its length."""
@@ -197,7 +203,8 @@ class MllmReranker:
               on_encoded: Callable[[int, VisualTokens], None] | None = None) -> Iterator[tuple[int, float]]:
         """Yield (candidate index, P(same)) as each candidate is judged; stop between candidates on cancel().
 
-        The query is a photo (the pair prompt) or a text description (P that the photo shows it). Candidates are
+        The query is a photo (the pair prompt), a RegionQuery (its boxed region with a margin, and an instruction
+        saying the box is around the object meant) or a text description (P that the photo shows it). Candidates are
         stored VisualTokens or loaders returning an RGB image; loaded ones are encoded here and handed to
         on_encoded(index, tokens) so the caller can store them. A loader that fails to decode (DecodeError/OSError)
         yields NaN for that candidate and the run goes on.
@@ -242,7 +249,7 @@ class MllmReranker:
         self._require_open()
         self._owner = object()
         s, layout = self.session, self._layout_for(query)
-        images = [candidate] if isinstance(query, str) else [query, candidate]
+        images = [candidate] if isinstance(query, str) else [query_image(query), candidate]
         with s.tokenized(layout.prefix + layout.tail, [s.bitmap(im) for im in images], add_special=True) as chunks:
             s.eval_chunks(chunks)
         return s.logits()

@@ -44,6 +44,17 @@ def text_prompt(description: str, marker: str) -> PairPrompt:
     return replace(TEXT_PROMPT, instruction=TEXT_PROMPT.instruction.replace("{text}", text))
 
 
+# Boxed queries: the query image is the region the user drew (with a small margin); say so before the images.
+_BOXED_INSTRUCTION = ("Two photos follow: a query, then a candidate. The query is cropped to a box the user drew "
+                      "around one object: that object is the one meant, not its background. Decide whether the "
+                      "candidate shows that exact same object instance, not just the same kind of object.")
+
+
+def boxed_prompt(prompt: PairPrompt) -> PairPrompt:
+    """`prompt` for a boxed query: the same question and answers, the instruction naming the boxed object."""
+    return replace(prompt, name=f"{prompt.name}+box", instruction=_BOXED_INSTRUCTION)
+
+
 def get_prompt(name: str) -> PairPrompt:
     """Look a prompt up by name; ValueError lists the known ones."""
     try:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgeret.box import query_image
 from edgeret.decode import PhotoLoader
 from edgeret.errors import DecodeError, EdgeretError, UsageError
 
@@ -38,6 +39,7 @@ RANSAC_PX = 0.02  # RANSAC threshold as a fraction of max_side: 20 px at 1024, l
 MIN_MATCHES = 4  # fewer tentative matches than this cannot support an affine model worth checking
 INLIER_MID = 12.0
 INLIER_SCALE = 3.0
+SV_MARGIN = 0.0  # a boxed query's region is matched as drawn: a margin adds background that verifies too
 CACHE_SIZE = 512  # candidate feature sets kept between queries (~1 MB each at 2000 SIFT keypoints)
 
 
@@ -111,7 +113,7 @@ class SvReranker:
 
     def score(
         self,
-        query: Image.Image,
+        query,
         candidates: Sequence[Callable[[], Image.Image]],
         cancel: Callable[[], bool] | None = None,
         on_encoded: Callable[[int, object], None] | None = None,
@@ -122,7 +124,8 @@ class SvReranker:
         """
         if isinstance(query, str):
             raise UsageError("spatial verification needs a query photo; re-rank text queries with the MLLM")
-        q = self.features(query)
+        # A boxed query: only the region's features are matched, against each whole candidate.
+        q = self.features(query_image(query, SV_MARGIN))
         for i, cand in enumerate(candidates):
             if cancel is not None and cancel():
                 return

@@ -109,3 +109,20 @@ def test_text_queries_take_the_fast_path_exactly(reranker):
     assert sorted(red) == list(range(len(CANDIDATES))) and all(0.0 <= p <= 1.0 for p in red.values())
     assert red != blue
     assert dict(reranker.score(QUERY, tokens)) != red  # the photo prompt is a different question
+
+
+def test_boxed_queries_take_the_fast_path_exactly(reranker):
+    """A boxed query: its region (with the margin) is the query image and the instruction names the boxed object."""
+    from edgeret.box import Box, RegionQuery
+
+    region = RegionQuery(QUERY, Box(20, 8, 60, 40))
+    assert region.region().size == (48, 38)  # the 40x32 box grown by 10% a side: 4 px and 3 px
+    tokens = [reranker.encode(c) for c in CANDIDATES]
+    for image, vt in zip(CANDIDATES, tokens, strict=True):
+        fast = reranker.candidate_logits(region, vt)
+        assert np.abs(fast - reranker.naive_logits(region, image)).max() <= TOL
+    assert "box the user drew" in reranker._layout_for(region).prefix
+    boxed = dict(reranker.score(region, tokens))
+    assert sorted(boxed) == list(range(len(CANDIDATES))) and all(0.0 <= p <= 1.0 for p in boxed.values())
+    assert boxed != dict(reranker.score(region.region(), tokens))  # same image, the instruction differs
+    assert boxed != dict(reranker.score(QUERY, tokens))

@@ -153,3 +153,19 @@ def test_inlier_matches_land_on_the_same_points_in_each_photo(sv):
 
     other = inlier_matches(big, textured(5, size=(640, 480)))
     assert other.inliers == sv.inliers(sv.features(big), sv.features(textured(5, size=(640, 480)))) < 12
+
+
+def test_a_boxed_query_matches_only_its_region(sv, pair_files, tmp_path):
+    """The object pasted into another scene: boxed, its region verifies against the object, not the scene."""
+    from edgeret.box import Box, RegionQuery
+
+    scene = textured(2, size=(960, 720))
+    scene.paste(textured(1), (420, 300))
+    boxed = RegionQuery(scene, Box(420, 300, 900, 660))
+    background = tmp_path / "background.jpg"
+    textured(2, size=(960, 720)).crop((0, 0, 400, 700)).save(background, quality=90)
+    hits = _hits([pair_files["same"], background])
+    whole = dict(sv.score(scene, sv.candidates(hits)))
+    region = dict(sv.score(boxed, sv.candidates(hits)))
+    assert whole[1] > 0.9, whole  # the whole scene shares its background with the second candidate
+    assert region[0] > 0.9 and region[1] < 0.3, region
