@@ -31,6 +31,8 @@ DUPLICATE_MARGIN = 0.03  # the borderline band around the threshold a verifier j
 WATCH_QUIET = 1.0  # seconds without changes before the watcher indexes
 WATCH_MAX_DELAY = 10.0  # the watcher indexes at least this often during long copies
 THUMBNAIL_SIZE = 256
+CLUSTER_COLLECTION = "edgeret"  # the Milvus collection `edgeret cluster` uses
+CLUSTER_WORKERS = 2  # actors per pool of `edgeret cluster` (encoders, token encoders, re-rank scorers)
 
 # ------------------------------------------------------------------------------------- environment variables
 ENV_LIBRARY = "EDGERET_LIBRARY"  # the library folder
@@ -43,6 +45,7 @@ ENV_THUMBNAILS = "EDGERET_THUMBNAILS"  # the thumbnail cache folder
 ENV_REGISTRY = "EDGERET_REGISTRY"  # a registry.toml replacing the packaged one
 ENV_HUB_URL = "EDGERET_HUB_URL"  # a model hub replacing https://huggingface.co
 ENV_VLM_WEIGHTS = "EDGERET_VLM_WEIGHTS"  # which text weights llama.cpp runs: auto, as-is or f32
+ENV_MILVUS_TOKEN = "EDGERET_MILVUS_TOKEN"  # the token `edgeret cluster --milvus URI` authenticates with
 
 
 def env(name: str) -> str | None:

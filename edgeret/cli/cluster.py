@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import settings as defaults
 from ..errors import UsageError
 from .common import add_common, add_progress, interruptible, settings, wants_progress
 from .library import CODECS
@@ -39,17 +40,19 @@ def add_parser(subparsers) -> None:
 
     p = sub.add_parser("search", help="find photos showing the same object, first stage in Milvus")
     p.add_argument("queries", nargs="+", type=Path, help="query images, or folders of them")
-    p.add_argument("-k", type=int, default=20, help="how many results per query (and how many to re-rank)")
+    p.add_argument("-k", type=int, default=defaults.K, help="how many results per query (and how many to re-rank)")
     p.add_argument("--rerank", action="store_true", help="re-rank the top k by the MLLM on a pool of Ray actors")
-    p.add_argument("--lambda", dest="lam", type=float, default=0.5, help="final = λ·cosine + (1−λ)·P(same)")
+    p.add_argument("--lambda", dest="lam", type=float, default=defaults.LAMBDA, help="final = λ·cosine + (1−λ)·P(same)")
     _mllm_args(p)
     p.add_argument("--prompt", choices=["object01", "yesno"], help="MLLM question: 0/1 digit or Yes/No")
     _common(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("duplicates", help="groups of near-duplicate photos in the collection")
-    p.add_argument("--threshold", type=float, default=0.95, help="cosine from which two photos group (default 0.95)")
-    p.add_argument("-k", "--neighbours", type=int, default=10, help="neighbours examined per photo (default 10)")
+    p.add_argument("--threshold", type=float, default=defaults.DUPLICATE_THRESHOLD,
+                   help=f"cosine from which two photos group (default {defaults.DUPLICATE_THRESHOLD})")
+    p.add_argument("-k", "--neighbours", type=int, default=defaults.DUPLICATE_K,
+                   help=f"neighbours examined per photo (default {defaults.DUPLICATE_K})")
     _common(p, progress=True, encoder=False)
     p.set_defaults(func=cmd_duplicates)
 
@@ -65,8 +68,10 @@ def _common(p: argparse.ArgumentParser, progress: bool = False, encoder: bool = 
     p.add_argument("--ray", metavar="ADDRESS", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all cores)")
     p.add_argument("--milvus", metavar="URI", help="Milvus URI (default: milvus-lite in the library folder)")
-    p.add_argument("--collection", default="edgeret", help="Milvus collection (default: edgeret)")
-    p.add_argument("--workers", type=int, default=2, help="actors in the pool (default 2)")
+    p.add_argument("--collection", default=defaults.CLUSTER_COLLECTION,
+                   help=f"Milvus collection (default: {defaults.CLUSTER_COLLECTION})")
+    p.add_argument("--workers", type=int, default=defaults.CLUSTER_WORKERS,
+                   help=f"actors in the pool (default {defaults.CLUSTER_WORKERS})")
     p.add_argument("--tokens", metavar="DIR|URL", help="visual-token folder every worker can read "
                    "(default: tokens/ in the library folder)")
 

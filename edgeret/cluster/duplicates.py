@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..duplicates import DEFAULT_K, DEFAULT_THRESHOLD, Group, UnionFind, _group, _same_hash, candidate_pairs
+from ..duplicates import Group, UnionFind, _group, _same_hash, candidate_pairs
 from ..errors import UsageError
 from ..indexer import Progress
+from ..settings import DUPLICATE_K, DUPLICATE_THRESHOLD
 from .collection import ITER_BATCH, META, PhotoCollection
 from .index import ClusterOptions
 from .runtime import milvus_client
 
 
-def find_duplicates(opts: ClusterOptions, threshold: float = DEFAULT_THRESHOLD, k: int = DEFAULT_K,
+def find_duplicates(opts: ClusterOptions, threshold: float = DUPLICATE_THRESHOLD, k: int = DUPLICATE_K,
                     progress: Progress | None = None) -> list[Group]:
     """Groups of near-duplicate photos in the collection, largest first (as edgeret.duplicates.find_duplicates)."""
     if not 0.0 < threshold <= 1.0:

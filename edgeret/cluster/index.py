@@ -19,13 +19,12 @@ import numpy as np
 from ..encoders import ImageEncoder
 from ..indexer import IndexReport, Progress, plan_listing
 from ..library import encoder_folder
+from ..settings import CLUSTER_COLLECTION, CLUSTER_WORKERS
 from . import listing
 from .collection import PhotoCollection, row
 from .runtime import MILVUS_LITE, milvus_client, ray_session
 from .state import JobState
 from .workers import PROVIDERS, EncodeWorker
-
-DEFAULT_COLLECTION = "edgeret"
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,11 @@ class ClusterOptions:
     """Where a cluster command runs and writes (the options every `cluster` command takes)."""
 
     library: Path
-    collection: str = DEFAULT_COLLECTION
+    collection: str = CLUSTER_COLLECTION
     ray: str | None = None  # None: a local Ray on this machine
     milvus: str | None = None  # None: milvus-lite under the library folder
     cpus: int | None = None  # the local Ray's CPUs
-    workers: int = 2  # actors in the pool
+    workers: int = CLUSTER_WORKERS  # actors in the pool
     threads: int = 1  # CPU threads per actor
     device: str = "cpu"  # execution provider per encoder actor: cpu or cuda
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import LibraryError
+from ..settings import ENV_MILVUS_TOKEN, env
 
 LOCAL_OBJECT_STORE = 512 << 20  # a local trial cluster needs little shared memory: blocks are a batch of photos
 MILVUS_LITE = "milvus.db"  # the local Milvus under the library folder
@@ -66,7 +67,7 @@ def milvus_client(library: Path, uri: str | None):
         library.mkdir(parents=True, exist_ok=True)
         uri = str(library / MILVUS_LITE)
     try:
-        return MilvusClient(uri, token=os.environ.get("EDGERET_MILVUS_TOKEN", ""))
+        return MilvusClient(uri, token=env(ENV_MILVUS_TOKEN) or "")
     except MilvusException as e:
         raise LibraryError(f"cannot open Milvus at {uri}: {e.message}") from None
     except Exception as e:  # the local database is locked by another process, or the server is unreachable
