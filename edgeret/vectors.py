@@ -7,6 +7,7 @@ renamed into place, never overwritten, and rebuilt from the catalog whenever it 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 USEARCH_DTYPE = "f16"
 # Twice USearch's default: recall@10 0.98 → 0.99+ on clustered 512-d vectors for a fraction of a millisecond more.
 EXPANSION_SEARCH = 128
+SELF_CHECK_K = 16  # a key must come back among the top 16 of its own vector to count as reachable
+TIE = 1e-6  # cosine distance under which two stored vectors are the same (copies of one photo)
 
 
 @dataclass(frozen=True)
@@ -57,37 +60,97 @@ class ExactIndex:
 
 
 class HnswIndex:
-    """USearch HNSW over cosine distance with an explicit storage dtype."""
+    """USearch HNSW over cosine distance with an explicit storage dtype; every key stays findable.
+
+    USearch's concurrent add() can leave a node no search reaches (upstream issue #735, docs/usearch-unreachable.md),
+    and HNSW's pruning rarely does so even on one thread. After a build or a catch-up the keys that may be affected
+    are searched with their own vectors; those not found are re-added, and any still not found are `orphans`,
+    searched exactly beside the graph (and saved next to it), so no photo is ever lost to search.
+    """
 
     kind = "hnsw"
 
-    def __init__(self, index):
+    def __init__(self, index, orphans: np.ndarray | None = None):
         self.index = index
         index.expansion_search = EXPANSION_SEARCH  # not kept in the saved file: set on every open
+        self.set_orphans(np.zeros(0, np.int64) if orphans is None else orphans)
 
     @classmethod
     def build(cls, keys: np.ndarray, matrix: np.ndarray, dtype: str = USEARCH_DTYPE, threads: int = 0):
         from usearch.index import Index
 
-        index = Index(ndim=matrix.shape[1], metric="cos", dtype=dtype)
+        index = cls(Index(ndim=matrix.shape[1], metric="cos", dtype=dtype))
         if len(keys):
-            index.add(keys.astype(np.uint64), matrix.astype(np.float32), threads=threads)
-        return cls(index)
+            index.index.add(keys.astype(np.uint64), matrix.astype(np.float32), threads=threads)
+            index.repair(keys)
+        return index
 
     @classmethod
     def load(cls, path: Path):
         from usearch.index import Index
 
-        return cls(Index.restore(str(path)))
+        index = Index.restore(str(path))
+        if index is None:
+            raise ValueError(f"{path.name} is not a USearch index")
+        sidecar = _orphans_file(path)
+        if not sidecar.is_file():  # saved before reachability was checked: check every key once
+            found = cls(index)
+            found.repair(np.asarray(index.keys, np.int64))
+            with contextlib.suppress(OSError):  # a read-only library checks again next time
+                _write_atomic(sidecar, lambda tmp: tmp.write_text(json.dumps(found.orphans.tolist()), "utf-8"))
+            return found
+        return cls(index, np.asarray(json.loads(sidecar.read_text("utf-8")), np.int64))
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def set_orphans(self, keys: np.ndarray) -> None:
+        keys = np.asarray([k for k in np.asarray(keys, np.int64).tolist() if k in self.index], np.int64)
+        self.orphans = keys
+        mat = self._stored(keys)
+        norms = np.linalg.norm(mat, axis=1, keepdims=True)
+        self._orphan_matrix = mat / np.maximum(norms, 1e-12)
+
+    def _stored(self, keys: np.ndarray) -> np.ndarray:
+        if not len(keys):
+            return np.zeros((0, self.index.ndim), np.float32)
+        return np.asarray(self.index.get(np.asarray(keys, np.uint64)), np.float32).reshape(len(keys), -1)
+
+    def unreachable(self, keys: np.ndarray) -> np.ndarray:
+        """The keys among `keys` that a search with their own stored vector does not return."""
+        keys = np.asarray([k for k in np.asarray(keys, np.int64).tolist() if k in self.index], np.int64)
+        lost = []
+        for start in range(0, len(keys), 4096):
+            chunk = keys[start:start + 4096]
+            vecs = self._stored(chunk)
+            k = min(len(self.index), SELF_CHECK_K)
+            m = self.index.search(vecs, k)
+            got, dist = np.atleast_2d(m.keys), np.atleast_2d(m.distances)
+            counts = np.atleast_1d(getattr(m, "counts", got.shape[1]))  # one query gives Matches, without counts
+            for i, key in enumerate(chunk.tolist()):
+                c = int(counts[i])
+                if key in got[i, :c].tolist():
+                    continue
+                if c == k and dist[i, c - 1] <= TIE:  # k exact copies of its vector: it cannot be told apart
+                    continue
+                lost.append(key)
+        return np.asarray(lost, np.int64)
+
+    def repair(self, keys: np.ndarray) -> None:
+        """Make every key of `keys` findable: re-add the unreachable ones once, keep the rest as orphans."""
+        lost = self.unreachable(np.union1d(keys, self.orphans))
+        if len(lost):
+            vecs = self._stored(lost)
+            self.index.remove(lost.astype(np.uint64))
+            self.index.add(lost.astype(np.uint64), vecs, threads=1)
+            lost = self.unreachable(lost)
+            log.info("HNSW: %d keys unreachable after re-adding; searched exactly", len(lost))
+        self.set_orphans(lost)
+
     def save_atomic(self, path: Path) -> None:
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        self.index.save(str(tmp))  # usearch truncates in place and never fsyncs: never aim it at the real file
-        _fsync(tmp)
-        os.replace(tmp, path)
+        # the orphan list first: a reader that finds the index always finds its list
+        _write_atomic(_orphans_file(path), lambda tmp: tmp.write_text(json.dumps(self.orphans.tolist()), "utf-8"))
+        _write_atomic(path, lambda tmp: self.index.save(str(tmp)))  # usearch truncates in place, never fsyncs
         _fsync_dir(path.parent)
 
     def search(self, queries: np.ndarray, k: int) -> list[Neighbours]:
@@ -98,10 +161,22 @@ class HnswIndex:
         keys, dists = np.atleast_2d(m.keys), np.atleast_2d(m.distances)
         counts = np.atleast_1d(getattr(m, "counts", keys.shape[1]))  # one query gives Matches, without counts
         # rows are padded when fewer than k were found: trust only `counts`
-        return [
+        found = [
             Neighbours(keys[i, :c].astype(np.int64), (1.0 - dists[i, :c]).astype(np.float32))
             for i, c in enumerate(counts)
         ]
+        if not len(self.orphans):
+            return found
+        return [self._with_orphans(n, q, k) for n, q in zip(found, queries, strict=True)]
+
+    def _with_orphans(self, n: Neighbours, query: np.ndarray, k: int) -> Neighbours:
+        qn = query / max(float(np.linalg.norm(query)), 1e-12)
+        keys = np.concatenate([n.keys, self.orphans])
+        scores = np.concatenate([n.scores, (self._orphan_matrix @ qn).astype(np.float32)])
+        keys, first = np.unique(keys, return_index=True)
+        scores = scores[first]
+        order = np.lexsort((keys, -scores))[:k]
+        return Neighbours(keys[order], scores[order])
 
 
 def open_index(library_dir: Path, catalog, exact_below: int = EXACT_BELOW, persist: bool = True):
@@ -143,20 +218,52 @@ def _latest_hnsw(library_dir: Path, version: int) -> tuple[HnswIndex | None, int
 
 
 def _catch_up(index: HnswIndex, catalog, base: int) -> None:
-    """Apply to `index` (saved at catalog version `base`) what changed since: removals and new vectors."""
+    """Apply to `index` (saved at catalog version `base`) what changed since: removals and new vectors.
+
+    Then check what the change can have cut off: the new keys and the stored keys nearest to every vector added or
+    removed (their neighbour lists are the ones rewritten).
+    """
     current = set(catalog.ids().tolist())
     stale = [int(k) for k in index.index.keys if int(k) not in current]
     changed_ids, changed = catalog.vectors(since_version=base)
     present = [int(k) for k in changed_ids if int(k) in index.index]
-    for key in stale + present:
-        index.index.remove(key)
+    touched = [changed] if len(changed_ids) else []
+    if stale or present:
+        gone = np.asarray(stale + present, np.uint64)
+        touched.append(index._stored(gone))
+        index.index.remove(gone)
     if len(changed_ids):
-        index.index.add(changed_ids.astype(np.uint64), changed)
+        index.index.add(changed_ids.astype(np.uint64), changed, threads=1)  # one thread: no concurrent-add race
+    if touched:
+        index.repair(np.union1d(changed_ids, _near(catalog, np.concatenate(touched))))
+    else:
+        index.set_orphans(index.orphans)
+
+
+def _near(catalog, vectors: np.ndarray, per_vector: int = 4 * SELF_CHECK_K) -> np.ndarray:
+    """The catalog keys nearest (exactly) to any of `vectors`."""
+    ids, matrix = catalog.vectors()
+    if not len(ids):
+        return ids
+    sims = np.nan_to_num(vectors, nan=0.0).astype(np.float32) @ matrix.T
+    n = min(per_vector, len(ids))
+    return np.unique(ids[np.argpartition(-sims, n - 1, axis=1)[:, :n]])
+
+
+def _orphans_file(path: Path) -> Path:
+    return path.with_name(path.name + ".orphans.json")
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    _fsync(tmp)
+    os.replace(tmp, path)
 
 
 def _remove_stale(library_dir: Path, keep: Path) -> None:
     for old in library_dir.glob("vectors-*.usearch*"):
-        if old != keep:
+        if old not in (keep, _orphans_file(keep)):
             old.unlink(missing_ok=True)
 
 
