@@ -6,6 +6,7 @@ It is the library's source of truth; the search index is rebuilt from its vector
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -53,6 +54,16 @@ class Row:
     reason: str | None
 
 
+def _readonly_uri(path: Path) -> str:
+    """A URI that never writes: mode=ro, and immutable=1 where the folder is read-only (a CD, a read-only mount).
+
+    In WAL mode even a reader needs to create the -shm file; on read-only media nothing can change the file, so
+    SQLite may skip locking and the WAL index altogether.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    return uri + "&immutable=1" if not os.access(path.parent, os.W_OK) else uri
+
+
 def content_hash(path: Path, size: int) -> str:
     """Hash of the size, the first MiB and the last KiB: cheap, and enough to recognise a moved photo."""
     h = hashlib.blake2b(digest_size=16)
@@ -71,8 +82,7 @@ class Catalog:
     def __init__(self, path: Path, readonly: bool = False):
         self.path = Path(path)
         if readonly:
-            uri = f"file:{self.path}?mode=ro"
-            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self.db = sqlite3.connect(_readonly_uri(self.path), uri=True, check_same_thread=False)
         else:
             self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ class Library:
             raise LibraryError(
                 f"no library at {self.path}: create one with `edgeret index FOLDER --library {self.path}`"
             )
-        self.catalog = Catalog(self.path / CATALOG)
+        self.catalog = Catalog(self.path / CATALOG, readonly=not writable)  # a reader never writes
         self._index = None
         self._index_version = -1
         self.exact_below = exact_below
@@ -160,7 +161,9 @@ class Library:
         """The nearest-neighbour index for the catalog's current vectors (rebuilt or caught up if stale)."""
         version = self.catalog.vectors_version()
         if self._index is None or version != self._index_version:
-            self._index = open_index(self.path, self.catalog, self.exact_below)
+            # the HNSW file is kept for the next reader where the folder allows it (not on read-only media)
+            persist = os.access(self.path, os.W_OK)
+            self._index = open_index(self.path, self.catalog, self.exact_below, persist=persist)
             self._index_version = version
         return self._index
 
