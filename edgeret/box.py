@@ -133,3 +133,15 @@ def query_image(query, margin: float = RERANK_MARGIN):
 
 def _fmt(b: Box) -> str:
     return f"{b.x0},{b.y0},{b.x1},{b.y1}"
+
+
+def boxed_query(image: Image.Image, box=None) -> tuple[Image.Image, object, Box | None]:
+    """(what the first stage encodes, what re-rankers get, the box in pixels) for a query photo and optional box.
+
+    Without a box: the photo for both. With one: the exact region for the encoder (a margin measurably costs
+    first-stage mAP on the devset), and a RegionQuery for re-rankers, which crop it their own way.
+    """
+    if box is None:
+        return image, image, None
+    b = as_box(box, image.size)
+    return b.crop(image), RegionQuery(image, b), b

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .box import boxed_query
 from .decode import decode
 from .encoders import ImageEncoder
 from .errors import Cancelled, EdgeretError
@@ -44,6 +45,7 @@ class GTImage:
     group: str | None
     kind: str
     group_type: str | None
+    box: tuple[int, int, int, int] | None = None  # where the object lies in the image (devset: clutter_paste)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Query:
     kind: str
     group_type: str
     positives: frozenset[str]  # library paths of the other images of the group
+    box: tuple[int, int, int, int] | None = None  # searched as this region under the region protocol
 
 
 @dataclass
@@ -67,7 +70,7 @@ class GroundTruth:
             if im.group is not None:
                 members[im.group].append(im.path)
         return [
-            Query(im.path, im.group, im.kind, im.group_type or "", frozenset(members[im.group]) - {im.path})
+            Query(im.path, im.group, im.kind, im.group_type or "", frozenset(members[im.group]) - {im.path}, im.box)
             for im in self.images
             if im.group is not None
         ]
@@ -90,7 +93,8 @@ def _from_json(path: Path) -> GroundTruth:
         types = {g["id"]: g.get("type") for g in raw.get("groups", [])}
         images = [
             GTImage(str(_under(path.parent, im["file"])), im.get("group"), im.get("kind") or "unknown",
-                    types.get(im.get("group")) if im.get("group") is not None else None)
+                    types.get(im.get("group")) if im.get("group") is not None else None,
+                    tuple(int(v) for v in im["box"]) if im.get("box") else None)
             for im in raw["images"]
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
@@ -184,6 +188,7 @@ class EvalReport:
     seconds_rerank: float = 0.0
     encoder: str | None = None
     ground_truth: str | None = None
+    query_boxes: bool = False  # the region protocol: boxed queries searched with their region
 
     def slices(self) -> dict[str, list[QueryResult]]:
         """"overall", "group_type=..." and "kind=..." -> the queries in that slice (sorted slice names)."""
@@ -206,6 +211,7 @@ class EvalReport:
             "ground_truth": self.ground_truth, "encoder": self.encoder, "library_size": self.library_size,
             "queries": len(self.results), "skipped_no_positives": len(self.skipped_no_positives),
             "k": self.k, "lambda": self.lam, "reranker": self.reranker, "cancelled": self.cancelled,
+            "query_boxes": self.query_boxes, "boxed_queries": sum(r.query.box is not None for r in self.results),
             "seconds": {"first_stage": round(self.seconds_first_stage, 3), "rerank": round(self.seconds_rerank, 3)},
             "metrics": _clean(self.summary()),
         }
@@ -236,8 +242,11 @@ def evaluate(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     select: Callable[[Query], bool] | None = None,
+    query_boxes: bool = False,
 ) -> EvalReport:
     """Run every query of `gt` (or those `select` accepts) through `library`, then `reranker` on the top k if given.
+
+    With `query_boxes` (the region protocol) a query that has a box is searched with that region only.
 
     On cancel the report holds the queries finished so far and `cancelled` is set.
     """
@@ -246,14 +255,14 @@ def evaluate(
     spelling = library_paths(library, gt)
     depth = len(library.refresh_index())
     report = EvalReport(k, lam, reranker.name if reranker else None, depth, encoder=encoder.spec,
-                        ground_truth=gt.source)
+                        ground_truth=gt.source, query_boxes=query_boxes)
     queries = []
     for q in gt.queries():
         if select is not None and not select(q):
             continue
         if q.positives:
             queries.append(Query(spelling[q.path], q.group, q.kind, q.group_type,
-                                 frozenset(spelling[p] for p in q.positives)))
+                                 frozenset(spelling[p] for p in q.positives), q.box if query_boxes else None))
         else:
             report.skipped_no_positives.append(q.path)
     for done, q in enumerate(queries):
@@ -276,15 +285,16 @@ def evaluate(
 def _run_one(library, encoder, q: Query, depth, reranker, k, lam, cancel, report: EvalReport) -> QueryResult:
     t0 = time.perf_counter()
     # Decoded as `edgeret search` does, so first-stage figures do not depend on whether a re-ranker runs.
-    image = decode(q.path, min_side=encoder.preprocess.min_decode_side)
-    hits = [h for h in library.search_images([image], encoder, depth)[0] if h.path != q.path]
+    image = decode(q.path, min_side=None if q.box else encoder.preprocess.min_decode_side)
+    region, rerank_query, _ = boxed_query(image, q.box)
+    hits = [h for h in library.search_images([region], encoder, depth)[0] if h.path != q.path]
     first = [h.path for h in hits]
     t1 = time.perf_counter()
     report.seconds_first_stage += t1 - t0
     result = QueryResult(q, ranking_metrics(first, q.positives, k))
     if reranker is not None:
         # The re-ranker gets the query at full resolution: it downscales to its own working size.
-        top = rerank_top(hits[:k], decode(q.path), reranker, lam, cancel)
+        top = rerank_top(hits[:k], rerank_query if q.box else decode(q.path), reranker, lam, cancel)
         result.reranked = ranking_metrics(top + first[k:], q.positives, k)
         report.seconds_rerank += time.perf_counter() - t1
     return result

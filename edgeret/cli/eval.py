@@ -29,6 +29,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"how many first-stage results are re-ranked (default {EVAL_K})")
     p.add_argument("--lambda", dest="lam", type=float, default=LAMBDA,
                    help=f"fusion weight of the first-stage score: final = λ·first + (1-λ)·P (default {LAMBDA})")
+    p.add_argument("--query-boxes", "--boxes", dest="query_boxes", action="store_true",
+                   help="region protocol: a query with a `box` in the ground truth is searched with that region only")
     p.add_argument("--plots", type=Path, metavar="OUT", help="write PNG charts into this folder")
     add_progress(p)
     add_common(p)  # --json: the full report, with per-query figures
@@ -62,7 +64,8 @@ def cmd_eval(args) -> int:
         encoder = lib.load_encoder(s.encoder, s.threads)
         reranker = open_reranker(name, lib, s) if name else None
         try:
-            report = evaluate(lib, gt, encoder, reranker, k=args.k, lam=args.lam, progress=bar, cancel=cancel)
+            report = evaluate(lib, gt, encoder, reranker, k=args.k, lam=args.lam, progress=bar, cancel=cancel,
+                              query_boxes=args.query_boxes)
         finally:
             getattr(reranker, "close", lambda: None)()  # the MLLM holds a model and a token store open
     if args.plots:
@@ -85,6 +88,8 @@ def format_report(report: EvalReport) -> str:
     )
     if report.reranker:
         head += f"; re-ranker {report.reranker} on the top {report.k}, λ={report.lam}"
+    if report.query_boxes:
+        head += f"; region protocol: {d['boxed_queries']} boxed queries searched with their box"
     if report.cancelled:
         head += "  [CANCELLED: partial results]"
     names = [m.replace("@k", f"@{report.k}") for m in METRICS]

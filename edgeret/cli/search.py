@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..box import BOX_HELP, boxed_query, parse_box
 from ..decode import decode
 from ..errors import DecodeError, UsageError
 from ..library import Hit, Library
@@ -25,6 +26,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("queries", nargs="*", type=Path, help="query images, or folders of them")
     p.add_argument("-k", type=int, default=K, help=f"how many results per query (and how many to re-rank; default {K})")
     p.add_argument("--text", help="describe what to find instead of giving query photos, e.g. \"red bicycle\"")
+    p.add_argument("--box", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
     p.add_argument("--text-encoder", help="text tower: registry name or folder (default: the one pairing the library)")
     add_rerank_args(p)
     add_common(p)
@@ -84,21 +86,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.queries:
         raise UsageError("give query images (or folders of them), or --text")
     queries = _query_paths(args.queries)
+    box = parse_box(args.box) if args.box else None  # malformed: an error before anything loads
     failed = 0
     with Library(s.library, exact_below=s.exact_below) as lib:
         encoder = lib.load_encoder(s.encoder, s.threads)
         reranker = open_cli_reranker(args, lib, s.threads)
         try:
             for q in queries:
-                try:  # the re-ranker looks at more pixels than the encoder needs
-                    image = decode(q, min_side=None if reranker else encoder.preprocess.min_decode_side)
+                try:  # the re-ranker looks at more pixels than the encoder needs, and so does a box's region
+                    full = reranker or box
+                    image = decode(q, min_side=None if full else encoder.preprocess.min_decode_side)
                 except DecodeError as e:
                     print(f"edgeret: cannot read query {q}: {e}", file=sys.stderr)
                     failed += 1
                     continue
-                hits = lib.search_images([image], encoder, args.k)[0]
-                *_, results = run_query(hits, image, reranker, args.lam)
-                _print_results(q, results, reranker, args.json)
+                region, rerank_query, box = boxed_query(image, box)
+                hits = lib.search_images([region], encoder, args.k)[0]
+                *_, results = run_query(hits, rerank_query, reranker, args.lam)
+                _print_results(q, results, reranker, args.json, box)
         finally:
             if reranker is not None:
                 reranker.close()
@@ -122,13 +127,14 @@ def _search_text(args: argparse.Namespace, s) -> int:
     return 0
 
 
-def _print_results(query: Path, results, reranker, as_json: bool) -> None:
+def _print_results(query: Path, results, reranker, as_json: bool, box=None) -> None:
     name = reranker.name if reranker else None
     if as_json:
         rows = [r.as_dict(name) for r in results]
-        print(json.dumps({"query": str(query), "results": rows}), flush=True)
+        out = {"query": str(query), **({"box": box.as_list()} if box else {}), "results": rows}
+        print(json.dumps(out), flush=True)
         return
-    print(f"{query}:")
+    print(f"{query}" + (f" [box {','.join(map(str, box.as_list()))}]:" if box else ":"))
     for rank, r in enumerate(results, 1):
         if reranker is None:
             print(f"  {rank:3d}  {r.final:.4f}  {r.path}")

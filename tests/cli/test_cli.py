@@ -64,3 +64,30 @@ def test_library_from_environment(tmp_path, photos, tiny_encoder, capsys, monkey
     monkeypatch.setenv("EDGERET_LIBRARY", str(tmp_path / "envlib"))
     code, _, _ = _run(capsys, "index", photos, "--encoder", tiny_encoder)
     assert code == 0 and (tmp_path / "envlib" / "catalog.sqlite").is_file()
+
+
+def test_search_with_a_box_finds_the_boxed_photo_and_echoes_the_box(tmp_path, photos, tiny_encoder, capsys):
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    assert _run(capsys, "index", photos, "--library", lib, "--encoder", tiny_encoder)[0] == 0
+    scene = Image.open(photos / "b" / "img11.jpg").convert("RGB").resize((800, 600))
+    scene.paste(Image.open(photos / "a" / "img04.jpg").convert("RGB"), (400, 300))
+    scene.save(tmp_path / "scene.png")
+    code, out, _ = _run(capsys, "search", tmp_path / "scene.png", "--library", lib, "--json",
+                        "--box", "400,300,720,540")
+    found = json.loads(out)
+    assert code == 0 and found["box"] == [400, 300, 720, 540]
+    assert found["results"][0]["path"] == str(photos / "a" / "img04.jpg") and found["results"][0]["score"] > 0.99
+    code, out, _ = _run(capsys, "search", tmp_path / "scene.png", "--library", lib, "--json",
+                        "--box", "0.5,0.5,0.9,0.9", "--reranker", "sv", "-k", "3")
+    found = json.loads(out)
+    assert code == 0 and found["box"] == [400, 300, 720, 540] and len(found["results"]) == 3
+    code, out, _ = _run(capsys, "search", tmp_path / "scene.png", "--library", lib, "--json")
+    whole = json.loads(out)
+    assert "box" not in whole and whole["results"][0]["path"] == str(photos / "b" / "img11.jpg")  # the scene's
+
+    for box, says in (("400,300,900,540", "outside the 800x600 image"), ("720,300,400,540", "inverted"),
+                      ("1,2,3", "four numbers")):
+        code, out, err = _run(capsys, "search", tmp_path / "scene.png", "--library", lib, "--box", box)
+        assert code == 2 and says in err and out == ""
