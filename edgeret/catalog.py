@@ -140,6 +140,8 @@ class Catalog:
         ok: (path, size, mtime_ns, hash, width, height, vector); failed: (path, size, mtime_ns, reason);
         moved: (old_path, new_path, size, mtime_ns) for files found again under a new name.
         """
+        if any(not np.isfinite(row[-1]).all() for row in ok):
+            raise ValueError("refusing to store a vector that is not finite")  # the indexer never hands one over
         now = time.time()
         version = self.vectors_version() + 1
         with self.db:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import ModelError
+from .errors import EncoderFailed, ModelError
 from .preprocess import Preprocess
 
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # must precede the import below (see edgeret/__init__.py)
@@ -52,8 +52,8 @@ class ImageEncoder:
         self.preprocess = Preprocess.from_file(self.folder / "preprocess.json")
         self.id = f"{self.name}:{model_fingerprint(self.folder)}"
         self.session = onnx_session(model_path, threads, providers)
-        self.input_name = self.preprocess.input_name or self.session.get_inputs()[0].name
-        self.output_name = self.preprocess.output_name or self.session.get_outputs()[0].name
+        self.input_name = _pick("input", self.preprocess.input_name, [i.name for i in self.session.get_inputs()])
+        self.output_name = _pick("output", self.preprocess.output_name, [o.name for o in self.session.get_outputs()])
         self._dim: int | None = None
 
     @property
@@ -79,7 +79,10 @@ class ImageEncoder:
         return np.stack(out) if out else np.zeros((0, self._dim or 0), np.float32)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        y = self.session.run([self.output_name], {self.input_name: batch})[0]
+        try:
+            y = self.session.run([self.output_name], {self.input_name: batch})[0]
+        except Exception as e:  # onnxruntime's own types: a shape or layout the model does not take
+            raise EncoderFailed(f"the encoder failed: {str(e).splitlines()[0][:300]}") from None
         if self.preprocess.output == "feature_map":
             y = pool(y, self.preprocess.pooling, self.preprocess.gem_p)
         y = np.asarray(y, np.float32).reshape(len(batch), -1)
@@ -93,7 +96,17 @@ def pool(fmap: np.ndarray, method: str, p: float = 3.0) -> np.ndarray:
         return x.mean(axis=(2, 3))
     if method == "max":
         return x.max(axis=(2, 3))
-    return np.power(np.power(np.clip(x, 1e-6, None), p).mean(axis=(2, 3)), 1.0 / p)
+    # in float64: x^p of float32 activations overflows for p well inside the allowed range
+    gem = np.power(np.power(np.clip(x, 1e-6, None).astype(np.float64), p).mean(axis=(2, 3)), 1.0 / p)
+    return gem.astype(np.float32)
+
+
+def _pick(kind: str, wanted: str | None, names: list[str]) -> str:
+    if wanted is None:
+        return names[0]
+    if wanted not in names:
+        raise ModelError(f"preprocess.json names {kind} {wanted!r}, but the model's {kind}s are {', '.join(names)}")
+    return wanted
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

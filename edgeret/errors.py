@@ -31,6 +31,10 @@ class ModelError(EdgeretError):
     exit_code = 6
 
 
+class EncoderFailed(ModelError):
+    """The encoder could not encode a batch (onnxruntime refused it); the indexer retries photo by photo."""
+
+
 class ModelMissing(ModelError):
     """A model is not installed; `model` names the registry entry when there is one to pull."""
 

@@ -19,7 +19,7 @@ import numpy as np
 from .catalog import Catalog, content_hash
 from .decode import decode
 from .encoders import ImageEncoder
-from .errors import DecodeError
+from .errors import DecodeError, EncoderFailed
 from .scan import scan
 
 log = logging.getLogger(__name__)
@@ -176,9 +176,9 @@ def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str]
         if r.tensor is None and r.reason is None and catalog.vector_by_hash(r.hash) is None:
             batch[i] = _decode_job(r.job, encoder.preprocess, set())  # its twin changed meanwhile: decode it after all
     to_encode = [r for r in batch if r.tensor is not None]
-    vectors = encoder.encode([r.tensor for r in to_encode]) if to_encode else []
-    for r, v in zip(to_encode, vectors, strict=True):
-        ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, r.width, r.height, v))
+    for r, v in zip(to_encode, _encode(encoder, to_encode), strict=True):
+        if v is not None:
+            ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, r.width, r.height, v))
     for r in batch:
         if r.reason is not None:
             failed.append((r.job.path, r.job.size, r.job.mtime_ns, r.reason))
@@ -194,6 +194,32 @@ def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str]
                 ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, w, h, v))
     catalog.write_batch(ok, failed, moved)
     report.indexed += len(ok)
+
+
+def _encode(encoder, results: list[_Result]) -> list[np.ndarray | None]:
+    """Vectors of `results`; a photo the encoder fails on, or gets a NaN/inf vector for, gets a reason instead.
+
+    A failed batch is retried photo by photo; when every photo fails the encoder itself is broken, and the run
+    stops with its message (recording good photos as failed would keep them out until they change).
+    """
+    if not results:
+        return []
+    try:
+        vectors: list[np.ndarray | None] = list(encoder.encode([r.tensor for r in results]))
+    except EncoderFailed:
+        vectors = []
+        for r in results:
+            try:
+                vectors.append(encoder.encode([r.tensor])[0])
+            except EncoderFailed as e:
+                r.reason, error = str(e), e
+                vectors.append(None)
+        if all(v is None for v in vectors):
+            raise error from None
+    for i, (r, v) in enumerate(zip(results, vectors, strict=True)):
+        if v is not None and not np.isfinite(v).all():
+            r.reason, vectors[i] = "the encoder gave a vector that is not finite (NaN or infinity)", None
+    return vectors
 
 
 def _prefetch(fn, items: Iterable, workers: int, window: int | None = None) -> Iterator:

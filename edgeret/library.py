@@ -15,7 +15,7 @@ from PIL import Image
 from . import indexer
 from .catalog import Catalog
 from .encoders import ImageEncoder
-from .errors import EncoderMismatch, LibraryBusy, LibraryError
+from .errors import EncoderMismatch, LibraryBusy, LibraryError, ModelError
 from .settings import DEFAULT_ENCODER, EXACT_BELOW, K
 from .vectors import open_index
 
@@ -172,6 +172,8 @@ class Library:
 
         `exclude_keys` are left out of every list ("find similar" on a library photo skips the photo itself).
         """
+        if not np.isfinite(queries).all():
+            raise ModelError("the encoder gave a query vector that is not finite (NaN or infinity)")
         exclude = {int(x) for x in exclude_keys}
         found = self.refresh_index().search(np.atleast_2d(queries), k + len(exclude))
         paths = self.catalog.paths_for({int(x) for n in found for x in n.keys})

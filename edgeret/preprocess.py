@@ -5,14 +5,54 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ModelError
 
 RESIZE_MODES = ("shortest_edge_center_crop", "stretch", "longest_edge_pad", "longest_edge")
 _FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+# 1024² RGB float32 is 12 MB a photo, 200 MB a batch of 16: larger inputs would exhaust a laptop's memory
+MAX_INPUT_SIZE = 1024
+
+_Int = Annotated[int, Field(strict=True)]
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+_Name = Annotated[str, Field(strict=True, min_length=1, max_length=256)]
+
+
+class _Spec(BaseModel):
+    """The schema of preprocess.json: exact types and bounds that keep memory and arithmetic sane."""
+
+    model_config = ConfigDict(extra="allow")
+
+    input_size: Annotated[_Int, Field(ge=1, le=MAX_INPUT_SIZE)] = 224
+    resize: Literal[RESIZE_MODES] = "shortest_edge_center_crop"  # type: ignore[valid-type]
+    multiple_of: Annotated[_Int, Field(ge=1, le=MAX_INPUT_SIZE)] = 32
+    interpolation: Literal["bilinear", "bicubic"] = "bicubic"
+    mean: tuple[Annotated[_Finite, Field(ge=-10, le=10)], ...] = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[Annotated[_Finite, Field(ge=1e-3, le=100)], ...] = (0.26862954, 0.26130258, 0.27577711)
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    output: Literal["embedding", "feature_map"] = "embedding"
+    pooling: Literal["gem", "mean", "max"] = "gem"
+    gem_p: Annotated[_Finite, Field(ge=0.5, le=16)] = 3.0  # p 0 divides by zero, a huge p overflows: NaN vectors
+    input_name: _Name | None = None
+    output_name: _Name | None = None
+
+    @field_validator("mean", "std")
+    @classmethod
+    def _three(cls, v: tuple) -> tuple:
+        if len(v) != 3:
+            raise ValueError("needs 3 values (R, G, B)")
+        return v
+
+
+def _describe(err: dict) -> str:
+    where = ".".join(str(x) for x in err["loc"]) or "file"
+    return f"{where}: {err['msg']}"
+
 
 
 @dataclass(frozen=True)
@@ -43,33 +83,18 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "preprocess.json") -> Preprocess:
+        """Validate `raw` against the schema (types and bounds) and build the recipe; a ModelError names each fault."""
+        if not isinstance(raw, dict):
+            raise ModelError(f"{source}: must be a JSON object")
+        try:
+            spec = _Spec.model_validate(raw)
+        except ValidationError as e:
+            raise ModelError(f"{source}: " + "; ".join(_describe(err) for err in e.errors())) from None
         known = set(cls.__dataclass_fields__) - {"extra"}
-        kw = {k: v for k, v in raw.items() if k in known}
-        for key in ("mean", "std"):
-            if key in kw:
-                kw[key] = tuple(float(x) for x in kw[key])
-        pre = cls(**kw, extra={k: v for k, v in raw.items() if k not in known})
-        pre.validate(source)
-        return pre
-
-    def validate(self, source: str) -> None:
-        problems = []
-        if self.resize not in RESIZE_MODES:
-            problems.append(f"resize must be one of {', '.join(RESIZE_MODES)}")
-        if self.interpolation not in _FILTERS:
-            problems.append("interpolation must be bilinear or bicubic")
-        if self.layout not in ("NCHW", "NHWC"):
-            problems.append("layout must be NCHW or NHWC")
-        if self.output not in ("embedding", "feature_map"):
-            problems.append("output must be embedding or feature_map")
-        if self.pooling not in ("gem", "mean", "max"):
-            problems.append("pooling must be gem, mean or max")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            problems.append("mean and std need 3 values, std positive")
-        if self.input_size < 1 or self.multiple_of < 1:
-            problems.append("input_size and multiple_of must be positive")
-        if problems:
-            raise ModelError(f"{source}: " + "; ".join(problems))
+        kw = {k: getattr(spec, k) for k in known if k in spec.model_fields_set}
+        if spec.resize == "longest_edge" and spec.multiple_of > spec.input_size:
+            raise ModelError(f"{source}: multiple_of ({spec.multiple_of}) must not exceed input_size")
+        return cls(**kw, extra={k: v for k, v in raw.items() if k not in known})
 
     @property
     def min_decode_side(self) -> int:

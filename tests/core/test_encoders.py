@@ -41,7 +41,7 @@ def test_normalisation_and_padding_values():
 
 
 def test_bad_recipe_is_a_model_error():
-    with pytest.raises(ModelError, match="resize must be"):
+    with pytest.raises(ModelError, match="resize: Input should be"):
         Preprocess.from_dict({"resize": "squash"})
 
 
