@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
         self.query_pane.text_entered.connect(self.query_text)
         self.query_pane.paste_clicked.connect(self.paste)
         self.query_pane.stop_clicked.connect(self.stop)
+        self.query_pane.box_changed.connect(self.query_box)
         for grid in (self.library_grid, self.results_grid, self.duplicates.grid):
             grid.find_requested.connect(self.query_photo)
             grid.open_requested.connect(desktop.open_path)
@@ -341,7 +342,15 @@ class MainWindow(QMainWindow):
     def query_text(self, text: str) -> None:
         self._submit(source=f"“{text}”", text=text)
 
+    def query_box(self, box) -> None:
+        """The box on the query photo changed: search the same photo again, boxed (or whole with None)."""
+        if self.last_query is not None and self.last_query.get("text") is None:
+            job = {k: v for k, v in self.last_query.items() if k != "box"}
+            self._submit(**job, box=box)
+
     def _submit(self, source: str, **job) -> None:
+        if job.get("box") is None:
+            self.query_pane.reset_box()  # a new query starts unboxed, ready to be boxed
         self.last_query = {"source": source, **job}
         self.gen = self.query.submit(self.settings_panel.settings(), **job)
         self.result_model.clear()
@@ -367,9 +376,9 @@ class MainWindow(QMainWindow):
         if gen == self.gen:
             self.statusBar().showMessage(text)
 
-    def _query_image(self, gen: int, image) -> None:
+    def _query_image(self, gen: int, image, size=None) -> None:
         if gen == self.gen:
-            self.query_pane.show_image(image)
+            self.query_pane.show_image(image, size)
 
     def _results(self, gen: int, results: list, judged: int, total: int) -> None:
         if gen != self.gen:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QIODevice, QMimeData, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QBuffer, QIODevice, QMimeData, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from .query_image import QueryImage
 
 DROP_HINT = "Drop a photo here,\npaste one (Ctrl+V)\nor choose a file (Ctrl+O)"
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.webp *.heic *.heif *.avif *.tif *.tiff *.bmp *.gif);;All files (*)"
@@ -51,16 +53,15 @@ class QueryPane(QWidget):
     data_given = Signal(bytes)
     text_entered = Signal(str)  # Enter in the text box (never empty)
     stop_clicked = Signal()
+    box_changed = Signal(object)  # (x0, y0, x1, y1) in query-image pixels after a drag, None after Clear box
     paste_clicked = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.image = QLabel(DROP_HINT)
+        self.image = QueryImage(DROP_HINT)  # drag a box on it to search for one object (box_changed)
         self.image.setObjectName("queryImage")
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setFixedSize(220, 165)
-        self.image.setFrameShape(QLabel.Shape.StyledPanel)
         self.text = QLineEdit()
         self.text.setObjectName("textQuery")
         self.text.setPlaceholderText("Describe what to find…")
@@ -77,8 +78,11 @@ class QueryPane(QWidget):
         self.paste = QPushButton("Paste")
         self.stop = QPushButton("Stop (Esc)")
         self.stop.setEnabled(False)
+        self.clear_box = QPushButton("Clear box")
+        self.clear_box.setToolTip("Search the whole photo again")
+        self.clear_box.setEnabled(False)
         buttons = QHBoxLayout()
-        for b in (self.choose, self.paste, self.stop):
+        for b in (self.choose, self.paste, self.stop, self.clear_box):
             buttons.addWidget(b)
         buttons.addStretch()
         right = QVBoxLayout()
@@ -95,6 +99,17 @@ class QueryPane(QWidget):
         self.paste.clicked.connect(self.paste_clicked)
         self.stop.clicked.connect(self.stop_clicked)
         self.text.returnPressed.connect(self._text_entered)
+        self.clear_box.clicked.connect(self.image.clear_box)
+        self.image.box_changed.connect(self._box_changed)
+
+    def _box_changed(self, box) -> None:
+        self.clear_box.setEnabled(box is not None)
+        self.box_changed.emit(box)
+
+    def reset_box(self) -> None:
+        """A new query: no box yet (nothing is emitted)."""
+        self.image.set_box(None)
+        self.clear_box.setEnabled(False)
 
     def _text_entered(self) -> None:
         text = " ".join(self.text.text().split())
@@ -131,13 +146,12 @@ class QueryPane(QWidget):
 
     def show_text_query(self) -> None:
         """A text query has no image: the drop hint comes back."""
-        self.image.clear()
-        self.image.setText(DROP_HINT)
+        self.image.show_hint(DROP_HINT)
+        self.clear_box.setEnabled(False)
 
-    def show_image(self, image: QImage) -> None:
-        pm = QPixmap.fromImage(image).scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation)
-        self.image.setPixmap(pm)
+    def show_image(self, image: QImage, size: tuple[int, int] | None = None) -> None:
+        """Show the query; `size` is the photo's own (a box is in its pixels), `image` may be a smaller copy."""
+        self.image.set_image(image, size)  # a box drawn on this query stays visible while its results come in
 
     def progress(self, judged: int, total: int) -> None:
         self.bar.setVisible(total > 0)

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from edgeret import models
+from edgeret.box import boxed_query
 from edgeret.decode import decode, decode_bytes
 from edgeret.errors import Cancelled, EdgeretError, LibraryError, ModelMissing
 from edgeret.library import Library
@@ -120,6 +121,7 @@ class QueryJob:
     data: bytes | None = None  # a pasted or dropped image
     key: int | None = None  # a library photo: its stored vector is the query
     text: str | None = None  # a description: ranked by text-image cosine, then (if asked) by the MLLM
+    box: tuple[int, int, int, int] | None = None  # the region of the query photo to search for (image pixels)
 
 
 class QueryWorker(QThread):
@@ -127,7 +129,7 @@ class QueryWorker(QThread):
     thread-safe). Newest query wins: submitting or stopping bumps a generation number that the running query's
     cancel callable watches, so a superseded re-rank stops after the candidate in progress."""
 
-    query_image = Signal(int, QImage)
+    query_image = Signal(int, QImage, object)  # gen, a copy at most 512 px, the photo's (w, h): boxes are in it
     results = Signal(int, object, int, int)  # gen, list[Result], candidates judged, candidates to judge
     status = Signal(int, str)
     finished_query = Signal(int, str)  # gen, "first stage" | "re-ranked" | "stopped"
@@ -146,9 +148,9 @@ class QueryWorker(QThread):
         self._text_encoder = self._text_encoder_key = None
 
     def submit(self, settings: QuerySettings, *, path: str | None = None, data: bytes | None = None,
-               key: int | None = None, text: str | None = None) -> int:
+               key: int | None = None, text: str | None = None, box=None) -> int:
         self._gen += 1
-        self._jobs.put(QueryJob(self._gen, settings, path, data, key, text))
+        self._jobs.put(QueryJob(self._gen, settings, path, data, key, text, box))
         return self._gen
 
     def stop(self) -> None:
@@ -250,14 +252,15 @@ class QueryWorker(QThread):
         encoder = self._load_encoder(lib, s)
         self.status.emit(gen, "searching…")
         image = decode_bytes(job.data) if job.data is not None else decode(job.path)
-        self.query_image.emit(gen, to_qimage(image))
+        self.query_image.emit(gen, to_qimage(image), image.size)
         # a library photo is left out of its own results; its stored vector needs no re-encoding
         key = job.key if job.key is not None else (job.path and lib.catalog.id_for_path(str(job.path)))
-        if job.key is not None:
+        region, query, _ = boxed_query(image, job.box)  # with a box: its region is encoded, re-rankers see it
+        if job.key is not None and job.box is None:
             hits = lib.search_vectors(lib.vector_of(key), s.k, exclude_keys=[key])[0]
         else:
-            hits = lib.search_vectors(encoder.encode_images([image]), s.k, exclude_keys=[key] if key else [])[0]
-        self._rank(lib, s, gen, hits, image, s.rerank and bool(hits))
+            hits = lib.search_vectors(encoder.encode_images([region]), s.k, exclude_keys=[key] if key else [])[0]
+        self._rank(lib, s, gen, hits, query, s.rerank and bool(hits))
 
     def _rank(self, lib: Library, s: QuerySettings, gen: int, hits: list, query, rerank: bool) -> None:
         """Emit the first-stage results, then the re-fused ranking after each judged candidate; then the end state."""
