@@ -249,10 +249,36 @@ def _onnx_walk(buf: bytes, size: int) -> int | None:
     return ir_version
 
 
-def check_onnx(path: str | Path) -> dict:
-    """Cheap sanity check of an ONNX file: non-empty, protobuf ModelProto layout, lengths that fit the file.
+def _onnx_walk_file(path: Path, size: int) -> None:
+    """Walk every top-level ModelProto field of the whole file by seeking: they must end exactly at its end."""
+    with path.open("rb") as f:
+        pos = 0
+        while pos < size:
+            f.seek(pos)
+            head = f.read(20)  # a tag and a length: two varints of at most 10 bytes
+            tag, n = _varint(head, 0)
+            field, wire = tag >> 3, tag & 7
+            if _ONNX_FIELDS.get(field) != wire:
+                raise ValueError(f"unexpected field {field} (wire type {wire}) at byte {pos}")
+            value, n = _varint(head, n)
+            pos += n + (value if wire == 2 else 0)
+            if pos > size:
+                raise ValueError(f"field {field} ends at byte {pos}, past the file's end ({size})")
 
-    Returns {path, size, ir_version}; raises ModelError. Full validation is left to onnxruntime.
+
+def _onnx_parse(path: Path) -> None:
+    """Parse the whole model the way the encoder will: an onnxruntime session over it."""
+    from .encoders import onnx_session
+
+    onnx_session(path, threads=1)
+
+
+def check_onnx(path: str | Path, full: bool = False) -> dict:
+    """Sanity check of an ONNX file: non-empty, protobuf ModelProto layout, lengths that fit the file.
+
+    `full` (import, verify) walks every top-level field to the file's end and parses the model with onnxruntime,
+    so a truncated file is refused even when its first 64 KiB look right. Returns {path, size, ir_version};
+    raises ModelError.
     """
     path = Path(path)
     size = _size(path)
@@ -262,8 +288,12 @@ def check_onnx(path: str | Path) -> dict:
         raise ModelError(f"ONNX file {path} is too small to be a model ({size} bytes)")
     try:
         ir_version = _onnx_walk(head, size)
+        if full:
+            _onnx_walk_file(path, size)
     except ValueError as e:
         raise ModelError(f"{path} is not a valid ONNX model or is truncated ({e})") from e
+    if full:
+        _onnx_parse(path)
     if ir_version is not None and not 3 <= ir_version <= 64:
         raise ModelError(f"{path} is not a valid ONNX model (ir_version {ir_version})")
     return {"path": str(path), "size": size, "ir_version": ir_version}

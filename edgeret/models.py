@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -106,7 +107,12 @@ def _parse_file(model: str, raw: dict) -> ModelFile:
     )
 
 
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def _parse_model(name: str, raw: dict) -> ModelInfo:
+    if not _MODEL_NAME.fullmatch(name) or ".." in name:  # the name is a folder under the models folder
+        raise ModelError(f"Registry entry {name!r}: a model name is letters, digits, '.', '_' and '-' only")
     try:
         role = raw["role"]
         if role not in ROLES:
@@ -285,13 +291,13 @@ def _sha256_file(path: Path, cancel: CancelFn = _never, on_bytes: Callable[[int]
     return h.hexdigest()
 
 
-def _structure_check(path: Path, name: str | None = None) -> None:
-    """Header checks by file type (`name` gives the type when `path` is a .part file)."""
+def _structure_check(path: Path, name: str | None = None, full: bool = False) -> None:
+    """Header checks by file type (`name` gives the type when `path` is a .part file); `full` parses ONNX whole."""
     suffix = Path(name or path.name).suffix
     if suffix == ".gguf":
         check_gguf(path)
     elif suffix == ".onnx":
-        check_onnx(path)
+        check_onnx(path, full=full)
 
 
 def _lock(name: str, root: Path):
@@ -553,9 +559,10 @@ def pull(
             if f.sha256 is not None and actual != f.sha256:
                 part.unlink()  # a wrong file must not be resumed from
             _check_hash(f, actual, f"downloaded from {info.url(f, hub)}")
-            if f.size and part.stat().st_size != f.size:
-                part.unlink()
-                raise ModelError(f"{f.name}: size {part.stat().st_size} differs from the registry's {f.size}")
+            got = part.stat().st_size
+            if f.size and got != f.size:
+                part.unlink()  # the size is taken first: stat after unlink turned this into "Cannot write"
+                raise ModelError(f"{f.name}: size {got} differs from the registry's {f.size}")
             _structure_check(part, f.name)
             parts[f.name], hashes[f.name] = part, actual
             dl.done_before += part.stat().st_size
@@ -673,9 +680,13 @@ def import_model(
             _check_hash(f, actual, f"imported from {source}")
             if f.size and total != f.size:
                 raise ModelError(f"{source}: size {total} differs from the registry's {f.size}; refused")
-            _structure_check(staging / f.name)
             hashes[f.name] = actual
             done_before += total
+        for f in info.files:  # once all are staged: an ONNX model may keep its weights in a sibling file
+            try:
+                _structure_check(staging / f.name, full=True)
+            except ModelError as e:  # name the user's file, not the staging copy
+                raise ModelError(str(e).replace(str(staging / f.name), str(_source_file(folder, f)))) from None
         return _install(staging, info, root, hashes, source=f"import:{folder}")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -723,7 +734,7 @@ def _verify_one(info: ModelInfo, root: Path, cancel: CancelFn, progress: Progres
         if expected and actual != expected:
             problems.append(f"{f.name}: sha256 {actual} does not match {expected}")
         try:
-            _structure_check(p)
+            _structure_check(p, full=True)
         except ModelError as e:
             problems.append(str(e))
         done += size
