@@ -82,3 +82,17 @@ def test_drag_a_box_on_the_query_then_adjust_and_clear_it(qtbot, window, photos,
     assert len(seen) == 2
     cleared = _search(qtbot, window, pane.clear_box.click)
     assert image.box() is None and seen[-1] is None and cleared == whole and not pane.clear_box.isEnabled()
+
+
+def test_find_this_object_opens_a_library_photo_ready_to_be_boxed(qtbot, window, photos):
+    index(qtbot, window, photos)
+    window.settings_panel.rerank.setChecked(False)
+    row = next(r for r in range(window.photo_model.rowCount()) if window.photo_model.path(r).endswith("img04.jpg"))
+    key, path = window.photo_model.key(row), window.photo_model.path(row)
+    find = next(a for a in window.library_grid.menu_for(key, path).actions() if a.text() == "Find this object")
+    whole = _search(qtbot, window, find.trigger)
+    image = window.query_pane.image
+    assert image.has_image() and image.box() is None and path not in whole
+    boxed = _search(qtbot, window, lambda: _drag(qtbot, image, _screen(image, 20, 20), _screen(image, 160, 120)))
+    assert image.box() is not None and window.last_query["key"] == key
+    assert path not in boxed and boxed != whole  # still left out of its own results; the region ranks differently
