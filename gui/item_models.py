@@ -7,11 +7,12 @@ import math
 from collections import OrderedDict
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, Qt, QUrl
 from PySide6.QtGui import QImage, QPixmap
 
 from edgeret.fsnames import display
 from edgeret.query import Result
+from edgeret.verdicts import Thresholds, Verdict
 
 from .thumbs import ThumbLoader
 
@@ -19,6 +20,9 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 KEY_ROLE = Qt.ItemDataRole.UserRole + 2
 LINES_ROLE = Qt.ItemDataRole.UserRole + 3  # caption lines under the thumbnail
 P_ROLE = Qt.ItemDataRole.UserRole + 4  # P(same) or None, for the delegate's bar
+VERDICT_ROLE = Qt.ItemDataRole.UserRole + 5  # edgeret.verdicts.Verdict, or None when no re-ranker runs
+
+RERANKER_NAMES = {"mllm": "multimodal LLM", "sv": "spatial verification", "mllm+sv": "LLM + spatial verification"}
 
 
 class PhotoListModel(QAbstractListModel):
@@ -31,7 +35,9 @@ class PhotoListModel(QAbstractListModel):
         self._row_of: dict[str, int] = {}
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         self._max_pixmaps = cached_pixmaps
+        self._dates: dict[str, str] = {}
         loader.ready.connect(self._thumb_ready)
+        loader.dated.connect(self._dated)
 
     def set_photos(self, rows: list[tuple[int, str]]) -> None:
         self.beginResetModel()
@@ -68,7 +74,33 @@ class PhotoListModel(QAbstractListModel):
         return None
 
     def lines(self, row: int) -> list[str]:
-        return [display(Path(self._rows[row][1]).name)]
+        path = self._rows[row][1]
+        return [display(Path(path).name), self._dates.get(path, "")]
+
+    def paths(self, rows) -> list[str]:
+        return [self._rows[r][1] for r in rows]
+
+    # dragging photos out to other applications drops their files
+    def flags(self, index):
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt's name
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes) -> QMimeData:  # noqa: N802
+        mime = QMimeData()
+        paths = self.paths(sorted({i.row() for i in indexes if i.isValid()}))
+        mime.setUrls([QUrl.fromLocalFile(p) for p in paths])
+        mime.setText("\n".join(paths))
+        return mime
+
+    def _dated(self, path: str, text: str) -> None:
+        self._dates[path] = text
+        row = self._row_of.get(path)
+        if row is not None:
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx, [LINES_ROLE])
 
     def _pixmap(self, path: str) -> QPixmap | None:
         pm = self._pixmaps.get(path)
@@ -127,28 +159,54 @@ class ResultListModel(PhotoListModel):
         self.changePersistentIndexList(persistent, moved)
         self.layoutChanged.emit()
         top, bottom = self.index(0), self.index(len(self._rows) - 1)
-        self.dataChanged.emit(top, bottom, [LINES_ROLE, P_ROLE])
+        self.dataChanged.emit(top, bottom, [LINES_ROLE, P_ROLE, VERDICT_ROLE])
 
     def result(self, row: int) -> Result:
         return self._results[row]
 
+    reranker: str | None = None  # who judges the current query's results (None: nobody)
+    thresholds = Thresholds()
+    lam = 0.5
+
+    def set_judging(self, reranker: str | None, thresholds: Thresholds, lam: float) -> None:
+        """Who judges the current query's results; with nobody, no tile claims to wait for a verdict."""
+        self.reranker, self.thresholds, self.lam = reranker, thresholds, lam
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [VERDICT_ROLE, P_ROLE])
+
+    def verdict(self, row: int) -> Verdict | None:
+        return None if self.reranker is None else self.thresholds.verdict(self._results[row].p_same)
+
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if role == P_ROLE and index.isValid():
-            return self._results[index.row()].p_same
+        if index.isValid() and index.row() < len(self._results):
+            if role == P_ROLE:
+                return self._results[index.row()].p_same if self.reranker else None
+            if role == VERDICT_ROLE:
+                return self.verdict(index.row())
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return self.numbers(index.row())
         return super().data(index, role)
+
+    def numbers(self, row: int) -> str:
+        """The scores behind the verdict, in words (the tile's tooltip and the compare view's details)."""
+        r = self._results[row]
+        text = [display(r.path), f"Similarity (first stage): {r.first_stage:.3f}"]
+        if self.reranker is not None:
+            name = RERANKER_NAMES.get(self.reranker, self.reranker)
+            if r.p_same is None:
+                text.append(f"P(same object) by {name}: not checked yet")
+            elif math.isnan(r.p_same):
+                text.append(f"P(same object) by {name}: could not check this photo")
+            else:
+                text += [f"P(same object) by {name}: {r.p_same:.2f}",
+                         f"Combined score: {r.final:.3f} = {self.lam:g} × similarity + {1 - self.lam:g} × P(same)"]
+        return "\n".join(text)
 
     def lines(self, row: int) -> list[str]:
         r = self._results[row]
         delta = self._first_rank.get(r.key, row) - row
-        move = f"  ▲{delta}" if delta > 0 else (f"  ▼{-delta}" if delta < 0 else "")
-        if r.p_same is None:
-            p = "P(same) …"
-        elif math.isnan(r.p_same):
-            p = "P(same) n/a"
-        else:
-            p = f"P(same) {r.p_same:.2f}"
-        return [f"#{row + 1}{move}  {display(Path(r.path).name)}", f"first stage {r.first_stage:.3f}", p,
-                f"final {r.final:.3f}"]
+        move = f" ▲{delta}" if delta > 0 else (f" ▼{-delta}" if delta < 0 else "")
+        return [display(Path(r.path).name), self._dates.get(r.path, ""), f"#{row + 1}{move}"]
 
 
 class GroupMembersModel(PhotoListModel):

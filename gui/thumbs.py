@@ -14,7 +14,10 @@ from collections import OrderedDict
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
+from edgeret.photoinfo import taken
 from edgeret.thumbnails import ThumbnailCache
+
+from .wording import date
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +35,23 @@ class _Drain(QRunnable):
             except Exception as e:  # an unreadable photo gets no thumbnail, never an error dialog
                 log.debug("no thumbnail for %s: %s", path, e)
             self.loader.ready.emit(path, image)  # QImage (unlike QPixmap) may be built off the GUI thread
+            self.loader.dated.emit(path, _date_of(path))
             self.loader._done(path)
 
 
+def _date_of(path: str) -> str:
+    try:
+        return date(taken(path))
+    except Exception as e:  # a date is a nicety: never let it stop the thumbnails
+        log.debug("no date for %s: %s", path, e)
+        return ""
+
+
 class ThumbLoader(QObject):
-    """request(path) → later ready(path, QImage); a null QImage means the photo could not be read."""
+    """request(path) → later ready(path, QImage) and dated(path, text); a null QImage: the photo could not be read."""
 
     ready = Signal(str, QImage)
+    dated = Signal(str, str)  # path, the date the photo was taken (EXIF, else the file's), as shown on a tile
 
     def __init__(self, cache: ThumbnailCache, threads: int = 2, backlog: int = 512, parent=None):
         super().__init__(parent)
