@@ -25,6 +25,8 @@ K = 20  # results per query, and how many of them are re-ranked
 EVAL_K = 50  # first-stage results re-ranked per query by `edgeret eval`
 LAMBDA = 0.5  # final = λ·first stage + (1−λ)·P(same)
 RERANKER = "mllm"  # mllm, sv or mllm+sv
+VERDICT_SAME = 0.8  # P(same) at or above: the app says "Same object" (measured in docs/evaluation.md)
+VERDICT_DIFFERENT = 0.2  # P(same) below: "Different"; between the two: "Maybe"
 DUPLICATE_THRESHOLD = 0.95  # re-encoded and resized copies of one photo sit above this with CLIP ViT-B/32
 DUPLICATE_K = 10  # neighbours examined per photo
 DUPLICATE_MARGIN = 0.03  # the borderline band around the threshold a verifier judges

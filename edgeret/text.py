@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .encoders import l2_normalize, model_fingerprint, onnx_session
-from .errors import EncoderMismatch, ModelError, UsageError
+from .errors import EdgeretError, EncoderMismatch, ModelError, UsageError
 from .library import Hit, Library
 from .settings import K
 
@@ -179,6 +179,31 @@ def load_text_encoder(library: Library, spec: str | None = None, threads: int = 
         spec = matches[0]
     folder = resolve(spec, "text-encoder")
     return TextEncoder(folder, threads=threads, name=Path(spec).name)
+
+
+def text_search_status(library: Library, spec: str | None = None) -> tuple[bool, str, str | None]:
+    """Can this library be searched by text? (ok, why not in plain words, registry model that would make it so).
+
+    Never loads a model: it checks the pairing the registry declares and whether that model is installed."""
+    from .models import load_registry, resolve
+
+    if spec:
+        try:
+            resolve(spec, "text-encoder")
+            return True, "", None
+        except EdgeretError as e:
+            return False, f"the text encoder {Path(spec).name} cannot be used: {e}", None
+    image_name = library_encoder_name(library)
+    if image_name is None:
+        return False, "text search works once photos are indexed", None
+    pairs = [m for m in load_registry().values() if m.role == "text-encoder"
+             and image_name in _as_tuple(m.config.get("text", {}).get("pairs_with"))]
+    if not pairs:
+        return False, f"this library's image encoder ({image_name}) has no text encoder to pair with", None
+    installed = [m for m in pairs if m.installed()]
+    if installed:
+        return True, "", None
+    return False, f"text search needs the text encoder {pairs[0].name} (not installed)", pairs[0].name
 
 
 def _as_tuple(value) -> tuple[str, ...]:

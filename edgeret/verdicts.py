@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-SAME_AT = 0.8  # P(same) at or above: "Same object"
-DIFFERENT_BELOW = 0.2  # P(same) below: "Different"
+from .settings import VERDICT_DIFFERENT as DIFFERENT_BELOW
+from .settings import VERDICT_SAME as SAME_AT
+
+__all__ = ["DIFFERENT_BELOW", "SAME_AT", "Thresholds", "Verdict", "matches_end"]
 
 
 class Verdict(Enum):

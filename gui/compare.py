@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRectF, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -40,6 +40,7 @@ class Pair:
     candidate: QImage
     query_xy: np.ndarray | None = None
     candidate_xy: np.ndarray | None = None
+    box: tuple[float, float, float, float] | None = None  # the searched region, in the shown query's pixels
 
 
 class _LoadSignals(QObject):
@@ -48,15 +49,17 @@ class _LoadSignals(QObject):
 
 
 class _Load(QRunnable):
-    def __init__(self, loader: PairLoader, rid: int, query, candidate: str, with_matches: bool):
+    def __init__(self, loader: PairLoader, rid: int, query, candidate: str, with_matches: bool, box):
         super().__init__()
-        self.loader, self.rid, self.query, self.candidate, self.with_matches = loader, rid, query, candidate, with_matches
+        self.loader, self.rid, self.query = loader, rid, query
+        self.candidate, self.with_matches, self.box = candidate, with_matches, box
 
     def run(self) -> None:
         if self.rid != self.loader.latest:
             return  # superseded while waiting: the user has moved on
         try:
-            self.loader.signals.done.emit(self.rid, self.loader.load(self.query, self.candidate, self.with_matches))
+            pair = self.loader.load(self.query, self.candidate, self.with_matches, self.box)
+            self.loader.signals.done.emit(self.rid, pair)
         except Exception as e:  # shown in the view; never lost on the thread
             self.loader.signals.failed.emit(self.rid, f"{type(e).__name__}: {e}")
 
@@ -75,10 +78,11 @@ class PairLoader(QObject):
         self._query_key = self._query_image = None
         self._sv = None
 
-    def request(self, query, candidate: str, with_matches: bool) -> int:
-        """`query`: a path, PNG/JPEG bytes, or None (a text query). Returns the request id done/failed carry."""
+    def request(self, query, candidate: str, with_matches: bool, box=None) -> int:
+        """`query`: a path, PNG/JPEG bytes, or None (a text query); `box`: the searched region of the query (its
+        pixels) or None. Returns the request id done/failed carry."""
         self.latest += 1
-        self.pool.start(_Load(self, self.latest, query, candidate, with_matches))
+        self.pool.start(_Load(self, self.latest, query, candidate, with_matches, box))
         return self.latest
 
     def _query(self, query):
@@ -90,20 +94,25 @@ class PairLoader(QObject):
                 self._query_key = key
             return self._query_image
 
-    def load(self, query, candidate: str, with_matches: bool) -> Pair:
+    def load(self, query, candidate: str, with_matches: bool, box=None) -> Pair:
         q = self._query(query)
         c = decode(candidate)
-        if not with_matches or q is None:
-            return Pair(to_qimage(q, SHOW_SIDE) if q is not None else None, to_qimage(c, SHOW_SIDE))
+        qi, ci = (to_qimage(q, SHOW_SIDE) if q is not None else None), to_qimage(c, SHOW_SIDE)
+        if q is None:
+            return Pair(None, ci)
+        qs = np.array([qi.width() / q.width, qi.height() / q.height])  # into the shown copies' pixels
+        shown_box = tuple(np.array(box, float) * np.tile(qs, 2)) if box else None
+        if not with_matches:
+            return Pair(qi, ci, box=shown_box)
         from edgeret.rerank.sv import SvReranker
 
         if self._sv is None:
             self._sv = SvReranker(threads=1)
-        m = self._sv.matches(q, c)
-        qi, ci = to_qimage(q, SHOW_SIDE), to_qimage(c, SHOW_SIDE)
-        qs = np.array([qi.width() / q.width, qi.height() / q.height])  # into the shown copies' pixels
+        region = q.crop(tuple(box)) if box else q  # sv matched the boxed region against the candidate
+        m = self._sv.matches(region, c)
         cs = np.array([ci.width() / c.width, ci.height() / c.height])
-        return Pair(qi, ci, m.query_xy * qs, m.candidate_xy * cs)
+        origin = np.array(box[:2], float) if box else np.zeros(2)
+        return Pair(qi, ci, (m.query_xy + origin) * qs, m.candidate_xy * cs, box=shown_box)
 
     def shutdown(self) -> None:
         self.latest += 1
@@ -145,6 +154,9 @@ class PairView(QGraphicsView):
         item = scene.addPixmap(QPixmap.fromImage(c))
         item.setScale(self.candidate_scale)
         item.setPos(x, 0)
+        if pair.box is not None and pair.query is not None:
+            x0, y0, x1, y1 = (v * qs for v in pair.box)
+            scene.addRect(x0, y0, x1 - x0, y1 - y0, QPen(QColor("#f6e05e"), max(2.0, height / 300)))
         if draw_lines and pair.query_xy is not None and len(pair.query_xy):
             self._draw_lines(pair, qs, x)
         scene.setSceneRect(QRectF(0, 0, x + c.width() * self.candidate_scale, height))

@@ -51,7 +51,8 @@ class TileDelegate(QStyledItemDelegate):
         self._thumbnail(painter, box, index.data(Qt.ItemDataRole.DecorationRole))
         p = index.data(P_ROLE)
         if p is not None and p == p:  # NaN (not judged) draws no bar
-            painter.fillRect(QRect(box.x(), box.bottom() - 5, int(box.width() * p), 5), QColor.fromHsvF(p / 3, 0.8, 0.85))
+            bar = QRect(box.x(), box.bottom() - 5, int(box.width() * p), 5)
+            painter.fillRect(bar, QColor.fromHsvF(p / 3, 0.8, 0.85))  # red → green
         text_colour = pal.highlightedText().color() if selected else pal.text().color()
         painter.setPen(text_colour)
         y = box.bottom() + 5
@@ -163,8 +164,8 @@ class PhotoGrid(QListView):
         n = len(self.selected_paths()) if self.selectionModel() else 1
         menu.addAction("Find this object", lambda: self.find_requested.emit(key, path))
         menu.addSeparator()
-        menu.addAction("Open with the default viewer", lambda: self.open_requested.emit(path))
-        menu.addAction("Show in file manager", lambda: self.reveal_requested.emit(path))
+        menu.addAction("Open", lambda: self.open_requested.emit(path))
+        menu.addAction("Reveal in file manager", lambda: self.reveal_requested.emit(path))
         paths = "\n".join(self.selected_paths()) if n > 1 else path
         menu.addAction(f"Copy {n} paths" if n > 1 else "Copy path", lambda: self.copy_requested.emit(paths))
         if self.selection_actions:

@@ -42,6 +42,10 @@ class WrapLabel(QLabel):
     def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
         super().setText(breakable(text))
 
+    def text(self) -> str:
+        """The text as given (without the break opportunities added for wrapping)."""
+        return super().text().replace("\u200b", "")
+
 
 class StatusLine(QLabel):
     """The status bar's text: one line, elided in the middle, the full text in its tooltip."""

@@ -1,4 +1,5 @@
-"""Side panels: indexing progress, search settings, and the missing-model banner."""
+"""Side panels: indexing progress, search settings (the everyday ones; the rest live in Preferences), and the
+missing-model banner."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,13 +28,15 @@ from PySide6.QtWidgets import (
 
 from edgeret import models
 from edgeret.errors import EdgeretError
+from edgeret.fsnames import display
+from edgeret.rerankers import installed_reranker
 from edgeret.settings import LAMBDA, K
+from edgeret.verdicts import Thresholds
 
+from .downloads import PURPOSE, outcome
+from .messages import StatusLine, WrapLabel
+from .wording import size as _size
 from .workers import ModelWorker, QuerySettings
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
 def _duration(seconds: float) -> str:
@@ -70,9 +73,8 @@ class IndexPanel(QGroupBox):
     def __init__(self, parent=None):
         super().__init__("Indexing", parent)
         self.bar = QProgressBar()
-        self.counts = QLabel("idle")
-        self.current = QLabel("")
-        self.current.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.counts = WrapLabel("idle")
+        self.current = StatusLine()  # a long file name is elided, never widens the panel
         self.pause = QPushButton("Pause")
         self.pause.setCheckable(True)
         self.cancel = QPushButton("Cancel")
@@ -102,7 +104,7 @@ class IndexPanel(QGroupBox):
             self.meter = RateMeter()
             self.bar.setRange(0, 0)  # busy until the first report gives the total (scanning the folders)
             self.counts.setText("scanning folders…")
-            self.current.setText("")
+            self.current.show_text("")
             self.pause.setChecked(False)
 
     def _paused(self, paused: bool) -> None:
@@ -117,13 +119,13 @@ class IndexPanel(QGroupBox):
         eta_text = f" · ETA {_duration(eta)}" if eta is not None and done < total else ""
         paused = " · paused" if self.pause.isChecked() else ""
         self.counts.setText(f"{done:,} / {total:,} photos · {rate:.1f}/s{eta_text}{paused}")
-        self.current.setText(Path(path).name)
-        self.current.setToolTip(path)
+        self.current.show_text(display(Path(path).name))
+        self.current.setToolTip(display(path))
 
     def finish(self, text: str) -> None:
         self.set_running(False)
         self.counts.setText(text)
-        self.current.setText("")
+        self.current.show_text("")
 
     def show_failures(self, failures: list[tuple[str, str]]) -> None:
         self.failures.clear()
@@ -136,9 +138,15 @@ class IndexPanel(QGroupBox):
 
 
 class SettingsPanel(QGroupBox):
-    """k, λ, re-ranker on/off, re-ranker model and threads; settings() is what the next query uses."""
+    """What the next query uses. Shown in the side panel: how many results and who checks them (with the reason
+    for the default); λ, threads, the re-ranker model, the text encoder and the verdict thresholds are edited in
+    the Preferences dialog (gui.prefs_dialog), which holds these same widgets."""
 
     changed = Signal()
+    reranker_changed = Signal()  # the user turned checking on/off or chose another re-ranker: re-run the query
+    get_llm = Signal()  # "Get the multimodal LLM…" was clicked
+
+    KINDS = (("multimodal LLM", "mllm"), ("spatial verification", "sv"), ("both, averaged", "mllm+sv"))
 
     def __init__(self, threads: int, encoder: str | None = None, text_encoder: str | None = None, parent=None):
         super().__init__("Search", parent)
@@ -146,65 +154,153 @@ class SettingsPanel(QGroupBox):
         self.k = QSpinBox()
         self.k.setRange(1, 500)
         self.k.setValue(K)
+        self.k.setToolTip("How many photos each search returns (and the re-ranker checks)")
+        self.rerank = QCheckBox("Check each result with")
+        self.rerank.setToolTip("Ask a re-ranker whether each result shows the same object as the query")
+        self.kind = QComboBox()
+        for text, data in self.KINDS:
+            self.kind.addItem(text, data)
+        self.reason = WrapLabel("")
+        self.reason.setObjectName("rerankerReason")
+        self.get_llm_button = QPushButton("Get the multimodal LLM…")
+        self.get_llm_button.hide()
+        self._build_preferences(threads, text_encoder)
+        form = QFormLayout(self)
+        form.addRow("Results", self.k)
+        row = QHBoxLayout()
+        row.addWidget(self.rerank)
+        row.addWidget(self.kind, 1)
+        form.addRow(row)
+        form.addRow(self.reason)
+        form.addRow(self.get_llm_button)
+        self.refresh_models()
+        self.use_installed()
+        self.custom.clicked.connect(self._choose_files)
+        self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.get_llm_button.clicked.connect(self.get_llm)
+        for sig in (self.rerank.toggled, self.kind.currentIndexChanged, self.model.currentIndexChanged):
+            sig.connect(self._reranker_changed)
+        for sig in (self.k.valueChanged, self.lam.valueChanged, self.rerank.toggled, self.kind.currentIndexChanged,
+                    self.model.currentIndexChanged, self.threads.valueChanged, self.text_encoder.editingFinished,
+                    self.same_at.valueChanged, self.different_below.valueChanged):
+            sig.connect(self.changed)
+
+    def _build_preferences(self, threads: int, text_encoder: str | None) -> None:
+        """The widgets of the Preferences dialog (kept here so settings() reads one place)."""
         self.lam = QDoubleSpinBox()
         self.lam.setRange(0.0, 1.0)
         self.lam.setSingleStep(0.05)
         self.lam.setValue(LAMBDA)
-        self.lam.setToolTip("final = λ · first-stage score + (1 − λ) · P(same)")
-        self.rerank = QCheckBox("Re-rank the first-stage results")
-        self.rerank.setChecked(True)
-        self.kind = QComboBox()
-        self.kind.addItem("multimodal LLM", "mllm")
-        self.kind.addItem("spatial verification (no model)", "sv")
-        self.kind.addItem("both, averaged", "mllm+sv")
+        self.lam.setToolTip("Combined score = λ · similarity + (1 − λ) · P(same object)")
         self.model = QComboBox()
         self.custom = QPushButton("GGUF files…")
         self.custom.setToolTip("Use a GGUF text model and its mmproj from disk")
         self.text_encoder = QLineEdit(text_encoder or "")
-        self.text_encoder.setPlaceholderText("the one pairing the library")
+        self.text_encoder.setPlaceholderText("the one that pairs with the library")
         self.text_encoder.setToolTip("Text tower for text search: a registry name or a model folder")
         self.threads = QSpinBox()
         self.threads.setRange(1, 256)
         self.threads.setValue(threads)
-        row = QHBoxLayout()
-        row.addWidget(self.model, 1)
-        row.addWidget(self.custom)
-        form = QFormLayout(self)
-        form.addRow("Results (k)", self.k)
-        form.addRow("λ", self.lam)
-        form.addRow(self.rerank)
-        form.addRow("Re-ranker", self.kind)
-        form.addRow("Model", row)
-        form.addRow("Text encoder", self.text_encoder)
-        form.addRow("Threads", self.threads)
-        self.refresh_models()
-        self.custom.clicked.connect(self._choose_files)
-        self.kind.currentIndexChanged.connect(self._kind_changed)
-        for sig in (self.k.valueChanged, self.lam.valueChanged, self.rerank.toggled, self.kind.currentIndexChanged,
-                    self.model.currentIndexChanged, self.threads.valueChanged, self.text_encoder.editingFinished):
-            sig.connect(self.changed)
+        t = Thresholds()
+        self.same_at = self._probability(t.same, "P(same object) at or above this: “Same object”")
+        self.different_below = self._probability(t.different, "P(same object) below this: “Different”")
 
-    def _kind_changed(self, _index: int) -> None:
-        self.model.setEnabled(self.kind.currentData() != "sv")  # spatial verification needs no model
-        self.custom.setEnabled(self.kind.currentData() != "sv")
+    @staticmethod
+    def _probability(value: float, tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(0.0, 1.0)
+        box.setSingleStep(0.05)
+        box.setValue(value)
+        box.setToolTip(tip)
+        return box
 
+    # who checks the results ----------------------------------------------------------------------------------
+    def use_installed(self) -> None:
+        """Default to what is installed: the MLLM if present, else sv, else no checking; and say so."""
+        kind, model = installed_reranker()
+        with _quiet(self.rerank, self.kind, self.model):
+            self.rerank.setChecked(kind is not None)
+            if kind is not None:
+                self.kind.setCurrentIndex(self.kind.findData(kind))
+            if model is not None and (i := self.model.findData(("registry", model))) >= 0:
+                self.model.setCurrentIndex(i)
+        self._kind_changed(0)
+
+    def mllm_available(self) -> bool:
+        data = self.model.currentData()
+        if isinstance(data, tuple) and data[0] == "files":
+            return True
+        return isinstance(data, tuple) and _installed(data[1])
+
+    def _kind_changed(self, _index: int = 0) -> None:
+        kind = self.kind.currentData()
+        self.model.setEnabled(kind != "sv")  # spatial verification needs no model
+        self.custom.setEnabled(kind != "sv")
+        self.kind.setEnabled(self.rerank.isChecked())
+        self.reason.setText(self.explain())
+        self.get_llm_button.setVisible(kind != "mllm" and not self.mllm_available() or
+                                       (kind != "sv" and self.rerank.isChecked() and not self.mllm_available()))
+
+    def explain(self) -> str:
+        """One sentence on who checks the results and why."""
+        if not self.rerank.isChecked():
+            return "Results are ranked by similarity only: nothing checks whether they show the same object."
+        kind, name = self.kind.currentData(), self.model_name()
+        if kind == "sv":
+            why = "" if self.mllm_available() else " (no multimodal LLM is installed)"
+            return f"Spatial verification checks the results: it matches local details of the two photos{why}."
+        if not self.mllm_available():
+            return (f"The multimodal LLM {name} is not installed: results are ranked by similarity until it is. "
+                    "Choose spatial verification to check them without it.")
+        return f"The multimodal LLM {name} checks each result: is it the same object?"
+
+    def model_name(self) -> str:
+        data = self.model.currentData()
+        if isinstance(data, tuple) and data[0] == "files":
+            return Path(data[1]).name
+        return data[1] if isinstance(data, tuple) else "?"
+
+    def set_reranker(self, kind: str | None) -> None:
+        """Choose who checks (None: nobody), as the user would."""
+        if kind is None:
+            self.rerank.setChecked(False)
+            return
+        self.kind.setCurrentIndex(self.kind.findData(kind))
+        self.rerank.setChecked(True)
+
+    def _reranker_changed(self, *_args) -> None:
+        self._kind_changed()
+        self.reranker_changed.emit()
+
+    def active_reranker(self) -> str | None:
+        """Who will judge the next photo query's results (None: nobody: first stage only)."""
+        if not self.rerank.isChecked():
+            return None
+        kind = self.kind.currentData()
+        return kind if kind == "sv" or self.mllm_available() else None
+
+    def thresholds(self) -> Thresholds:
+        same = self.same_at.value()
+        return Thresholds(same=same, different=min(self.different_below.value(), same))
+
+    # the re-ranker model --------------------------------------------------------------------------------------
     def refresh_models(self) -> None:
         """List the registry's re-rankers, marking which are installed; keeps the current choice."""
         current = self.model.currentData()
-        self.model.blockSignals(True)
-        self.model.clear()
-        try:
-            entries = [m for m in models.list_models() if m["role"] == "reranker"]
-        except EdgeretError:
-            entries = []
-        for m in sorted(entries, key=lambda m: (not m["default"], m["name"])):
-            state = "installed" if m["installed"] else f"not installed, {_size(m['size'])}"
-            self.model.addItem(f"{m['name']} ({state})", ("registry", m["name"]))
-        if isinstance(current, tuple) and current[0] == "files":
-            self.set_custom_files(*current[1:])
-        elif current is not None and (i := self.model.findData(current)) >= 0:
-            self.model.setCurrentIndex(i)
-        self.model.blockSignals(False)
+        with _quiet(self.model):
+            self.model.clear()
+            try:
+                entries = [m for m in models.list_models() if m["role"] == "reranker"]
+            except EdgeretError:
+                entries = []
+            for m in sorted(entries, key=lambda m: (not m["default"], m["name"])):
+                state = "installed" if m["installed"] else f"not installed, {_size(m['size'])}"
+                self.model.addItem(f"{m['name']} ({state})", ("registry", m["name"]))
+            if isinstance(current, tuple) and current[0] == "files":
+                self.set_custom_files(*current[1:])
+            elif current is not None and (i := self.model.findData(current)) >= 0:
+                self.model.setCurrentIndex(i)
+        self._kind_changed()
 
     def set_custom_files(self, vlm: str, mmproj: str) -> None:
         data = ("files", vlm, mmproj)
@@ -222,6 +318,7 @@ class SettingsPanel(QGroupBox):
         if mmproj:
             self.set_custom_files(vlm, mmproj)
 
+    # remembered between runs ----------------------------------------------------------------------------------
     def save_to(self, prefs: QSettings) -> None:
         """Remember the search settings (threads and the text encoder come from the command line)."""
         prefs.setValue("search/k", self.k.value())
@@ -229,22 +326,32 @@ class SettingsPanel(QGroupBox):
         prefs.setValue("search/rerank", self.rerank.isChecked())
         prefs.setValue("search/reranker", self.kind.currentData())
         prefs.setValue("search/model", json.dumps(self.model.currentData()))
+        prefs.setValue("verdict/same", self.same_at.value())
+        prefs.setValue("verdict/different", self.different_below.value())
 
     def restore_from(self, prefs: QSettings) -> None:
-        """Apply what save_to() remembered; a re-ranker whose files are gone is left unselected."""
+        """Apply what save_to() remembered; a re-ranker whose files are gone is left unselected, and a remembered
+        MLLM that is no longer installed gives way to what is."""
         self.k.setValue(int(prefs.value("search/k", self.k.value(), type=int)))
         self.lam.setValue(float(prefs.value("search/lambda", self.lam.value(), type=float)))
-        self.rerank.setChecked(bool(prefs.value("search/rerank", self.rerank.isChecked(), type=bool)))
-        if (i := self.kind.findData(prefs.value("search/reranker", self.kind.currentData()))) >= 0:
-            self.kind.setCurrentIndex(i)
-        try:
-            model = json.loads(prefs.value("search/model", "null"))
-        except (TypeError, ValueError):
-            model = None
-        if isinstance(model, list) and model[:1] == ["files"] and all(Path(p).is_file() for p in model[1:3]):
-            self.set_custom_files(*model[1:3])
-        elif isinstance(model, list) and (i := self.model.findData(tuple(model))) >= 0:
-            self.model.setCurrentIndex(i)
+        self.same_at.setValue(float(prefs.value("verdict/same", self.same_at.value(), type=float)))
+        self.different_below.setValue(float(prefs.value("verdict/different", self.different_below.value(),
+                                                        type=float)))
+        with _quiet(self.rerank, self.kind, self.model):
+            self.rerank.setChecked(bool(prefs.value("search/rerank", self.rerank.isChecked(), type=bool)))
+            if (i := self.kind.findData(prefs.value("search/reranker", self.kind.currentData()))) >= 0:
+                self.kind.setCurrentIndex(i)
+            try:
+                model = json.loads(prefs.value("search/model", "null"))
+            except (TypeError, ValueError):
+                model = None
+            if isinstance(model, list) and model[:1] == ["files"] and all(Path(p).is_file() for p in model[1:3]):
+                self.set_custom_files(*model[1:3])
+            elif isinstance(model, list) and (i := self.model.findData(tuple(model))) >= 0:
+                self.model.setCurrentIndex(i)
+        if self.rerank.isChecked() and self.kind.currentData() != "sv" and not self.mllm_available():
+            self.use_installed()
+        self._kind_changed()
 
     def settings(self) -> QuerySettings:
         data = self.model.currentData()
@@ -259,14 +366,37 @@ class SettingsPanel(QGroupBox):
                              text_encoder=self.text_encoder.text().strip() or None)
 
 
+class _quiet:
+    """Block the signals of some widgets while they are set up (restoring must not re-run queries)."""
+
+    def __init__(self, *widgets):
+        self.widgets = widgets
+
+    def __enter__(self):
+        self.was = [w.blockSignals(True) for w in self.widgets]
+
+    def __exit__(self, *exc):
+        for w, was in zip(self.widgets, self.was, strict=True):
+            w.blockSignals(was)
+
+
+def _installed(name: str) -> bool:
+    try:
+        return models.get(name).installed()
+    except EdgeretError:
+        return False
+
+
 class ModelPanel(QFrame):
-    """A banner naming a missing model, with download (progress, cancel) or offline import; browsing goes on."""
+    """A banner naming a missing model, with download (size, progress, cancel, resume) or offline import; browsing
+    goes on meanwhile. Every message wraps; the library's own text is under Details."""
 
     installed = Signal(str, str)  # role, model name
 
     WHY = {
-        "encoder": "The image encoder is needed to index photos and to search them.",
-        "reranker": "Without the re-ranker, results are first-stage only (no “same object” probability).",
+        "encoder": "It is needed to index photos and to search them.",
+        "reranker": "Without it, results are ranked by similarity only (nothing checks “same object?”).",
+        "text-encoder": "It is needed to search by a description.",
     }
 
     def __init__(self, parent=None):
@@ -275,29 +405,37 @@ class ModelPanel(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.role = self.name = None
         self.worker: ModelWorker | None = None
-        self.message = QLabel()
-        self.message.setWordWrap(True)
+        self.message = WrapLabel()
         self.download = QPushButton("Download")
         self.import_ = QPushButton("Import files…")
         self.cancel = QPushButton("Cancel")
         self.dismiss = QPushButton("Dismiss")
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
-        self.detail = QLabel()
+        self.detail = WrapLabel()
+        self.detail.setObjectName("modelDetail")
+        self.details = QPushButton("Details")
+        self.details.setCheckable(True)
+        self.details_text = WrapLabel()
+        self.details_text.hide()
         buttons = QHBoxLayout()
-        for b in (self.download, self.import_, self.cancel, self.dismiss):
+        for b in (self.download, self.import_, self.cancel, self.dismiss, self.details):
             buttons.addWidget(b)
         buttons.addStretch()
         lay = QVBoxLayout(self)
-        lay.addWidget(self.message)
+        for w in (self.message,):
+            lay.addWidget(w)
         lay.addLayout(buttons)
         lay.addWidget(self.bar)
         lay.addWidget(self.detail)
+        lay.addWidget(self.details_text)
         self.download.clicked.connect(self.start_download)
         self.import_.clicked.connect(self._choose_import)
         self.cancel.clicked.connect(self._cancel)
         self.dismiss.clicked.connect(self.hide)
+        self.details.toggled.connect(self.details_text.setVisible)
         self._busy(False)
+        self._set_details("")
         self.hide()
 
     def show_missing(self, role: str, name: str, message: str) -> None:
@@ -307,19 +445,29 @@ class ModelPanel(QFrame):
         try:
             info = models.get(name)
             what = f"“{name}” ({_size(info.size)}, {info.licence})"
-            self.download.setText(f"Download {_size(info.size)}")
+            kept = models.partial_bytes(name)
+            self.download.setText(f"Resume download ({_size(kept)} of {_size(info.size)} here)" if kept
+                                  else f"Download {_size(info.size)}")
             self.download.setVisible(True)
         except EdgeretError:  # a path, not a registry model: nothing to download
-            what = f"“{name}”"
+            what = f"“{display(name)}”"
             self.download.setVisible(False)
-        kind = "image encoder" if role == "encoder" else "re-ranker model"
-        self.message.setText(
-            f"<b>The {kind} {what} is not installed.</b> {self.WHY.get(role, '')} Download it now, or import the "
-            f"files copied from another machine. You can keep browsing meanwhile."
-        )
-        self.message.setToolTip(message)
+        kind = PURPOSE.get(role, "model").split(":")[0].lower()
+        self.message.setText(f"The {kind} {what} is not installed. {self.WHY.get(role, '')} Download it now, or "
+                             "import the files copied from another computer. You can keep browsing meanwhile.")
         self.detail.setText("")
+        self._set_details(message)
         self.show()
+
+    def hide_for(self, role: str) -> None:
+        """The user no longer needs this model (e.g. chose spatial verification): the banner goes."""
+        if self.worker is None and self.role == role:
+            self.hide()
+
+    def _set_details(self, text: str) -> None:
+        self.details_text.setText(text)
+        self.details.setVisible(bool(text))
+        self.details.setChecked(False)
 
     def _busy(self, busy: bool) -> None:
         self.bar.setVisible(busy)
@@ -346,24 +494,32 @@ class ModelPanel(QFrame):
         self.worker = worker
         worker.progress.connect(self._progress)
         worker.installed.connect(self._installed)
-        worker.failed.connect(self._failed)
+        worker.error.connect(self._failed)
         worker.finished.connect(self._finished)
         self.bar.setValue(0)
         self.detail.setText("starting…")
+        self._set_details("")
         self._busy(True)
         worker.start()
 
     def _progress(self, done: int, total: int, file: str) -> None:
+        self.last_progress = (done, total)
         self.bar.setValue(int(1000 * done / total) if total else 0)
         self.detail.setText(f"{file}: {_size(done)} of {_size(total)}")
+
+    last_progress: tuple[int, int] | None = None
 
     def _installed(self, name: str, folder: str) -> None:
         self.detail.setText(f"installed in {folder}")
         self.hide()
         self.installed.emit(self.role or "", name)
 
-    def _failed(self, message: str) -> None:
-        self.detail.setText(message)
+    def _failed(self, error) -> None:
+        said = outcome(error, [self.name] if _is_registry(self.name) else [])
+        self.detail.setText(said.text)
+        self._set_details(said.details)
+        if said.resumable and _is_registry(self.name):
+            self.download.setText(f"Resume download ({_size(models.partial_bytes(self.name))} here)")
 
     def _finished(self) -> None:
         self._busy(False)
@@ -381,5 +537,3 @@ def _is_registry(name: str | None) -> bool:
         return name is not None and models.get(name) is not None
     except EdgeretError:
         return False
-
-

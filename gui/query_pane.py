@@ -10,7 +10,6 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -18,6 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .desktop import pictures_dir
+from .messages import WrapLabel
 from .query_image import QueryImage
 
 DROP_HINT = "Drop a photo here,\npaste one (Ctrl+V)\nor choose a file (Ctrl+O)"
@@ -67,10 +68,13 @@ class QueryPane(QWidget):
         self.text.setPlaceholderText("Describe what to find…")
         self.text.setClearButtonEnabled(True)
         self.text.setToolTip("Search the library by a description (needs a paired text encoder); Enter runs")
-        self.source = QLabel("")
-        self.source.setWordWrap(True)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.source = WrapLabel("")
+        self.status = WrapLabel("")
+        self.text_reason = WrapLabel("")  # why the text box is disabled
+        self.text_reason.setObjectName("textReason")
+        self.text_reason.hide()
+        self.get_text = QPushButton("Get text search…")
+        self.get_text.hide()
         self.bar = QProgressBar()
         self.bar.setFormat("%v / %m re-ranked")
         self.bar.hide()
@@ -87,6 +91,10 @@ class QueryPane(QWidget):
         buttons.addStretch()
         right = QVBoxLayout()
         right.addWidget(self.text)
+        reason = QHBoxLayout()
+        reason.addWidget(self.text_reason, 1)
+        reason.addWidget(self.get_text)
+        right.addLayout(reason)
         right.addWidget(self.source)
         right.addLayout(buttons)
         right.addWidget(self.bar)
@@ -111,13 +119,21 @@ class QueryPane(QWidget):
         self.image.set_box(None)
         self.clear_box.setEnabled(False)
 
+    def set_text_available(self, ok: bool, reason: str = "", can_get: bool = False) -> None:
+        """Enable the text box, or disable it and say why (with a button when a download would fix it)."""
+        self.text.setEnabled(ok)
+        self.text.setPlaceholderText("Describe what to find…" if ok else "Text search is not available")
+        self.text_reason.setText(f"Text search: {reason}." if reason and not ok else "")
+        self.text_reason.setVisible(not ok and bool(reason))
+        self.get_text.setVisible(not ok and can_get)
+
     def _text_entered(self) -> None:
         text = " ".join(self.text.text().split())
         if text:
             self.text_entered.emit(text)
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Query photo", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Query photo", pictures_dir(), IMAGE_FILTER)
         if path:
             self.path_chosen.emit(path)
 

@@ -91,6 +91,8 @@ class IndexWorker(QThread):
                     result = lib.index(self.roots, encoder_spec=spec, threads=self.threads,
                                        progress=self._progress, cancel=self._cancel.is_set)
                 except ModelMissing as e:
+                    if self.roots:
+                        lib.add_roots(self.roots)  # remembered: indexed when the encoder arrives
                     self.model_missing.emit("encoder", spec or DEFAULT_ENCODER, str(e))
                     return
             self.report.emit(result)
@@ -345,29 +347,69 @@ class DuplicatesWorker(QThread):
 
 
 class ModelWorker(QThread):
-    """Downloads (`name`) or imports (`path`) one model, with byte progress and cancel."""
+    """Downloads the models `names` one after the other, or imports one model from `path`; byte progress over the
+    whole queue, and cancel (a cancelled or cut download keeps its bytes: the next start resumes)."""
 
     progress = Signal(object, object, str)  # bytes done, bytes total (Python ints: models exceed 2 GB), file
-    installed = Signal(str, str)  # model name, folder
-    failed = Signal(str)
+    installed = Signal(str, str)  # model name, folder (once per model)
+    failed = Signal(str)  # the library's message
+    error = Signal(object)  # the exception itself (NetworkError says whether the network is there at all)
 
-    def __init__(self, name: str | None = None, path: str | None = None, parent=None):
+    def __init__(self, name: str | None = None, path: str | None = None, parent=None, names: list[str] | None = None):
         super().__init__(parent)
+        self.names = names if names is not None else ([name] if name else [])
         self.name, self.path = name, path
         self._cancel = threading.Event()
+        self._base = 0
+        self._total = 0
 
     def cancel(self) -> None:
         self._cancel.set()
 
     def _progress(self, p: models.Progress) -> None:
-        self.progress.emit(p.done, p.total, p.file)
+        self.progress.emit(self._base + p.done, max(self._total, self._base + p.total), p.file)
 
     def run(self) -> None:
-        with failures_to(self.failed.emit, "install"):
+        try:
             if self.path is not None:
-                folder = models.import_model(self.path, self.name, progress=self._progress, cancel=self._cancel.is_set)
-            else:
-                folder = models.pull(self.name, progress=self._progress, cancel=self._cancel.is_set)
+                self._import()
+                return
+            infos = [models.get(n) for n in self.names]
+            self._total = sum(i.size for i in infos)
+            for info in infos:
+                folder = models.pull(info.name, progress=self._progress, cancel=self._cancel.is_set)
+                self._base += info.size
+                self.installed.emit(info.name, str(folder))
+        except EdgeretError as e:
+            log.warning("model install stopped: %s", e)
+            self.error.emit(e)
+            self.failed.emit(str(e))
+        except Exception as e:
+            log.exception("model install failed")
+            self.error.emit(e)
+            self.failed.emit(f"install failed: {type(e).__name__}: {e}")
+
+
+    def _import(self) -> None:
+        """`name` from `path`; or each of `names` whose files are in `path` (or in path/NAME); or whatever model
+        the files in `path` are recognised as."""
+        cancel = self._cancel.is_set
+        if self.name or not self.names:
+            folder = models.import_model(self.path, self.name, progress=self._progress, cancel=cancel)
+            self.installed.emit(Path(folder).name, str(folder))
+            return
+        done = 0
+        for name in self.names:
+            for src in (Path(self.path), Path(self.path) / name):
+                try:
+                    folder = models.import_model(src, name, progress=self._progress, cancel=cancel)
+                except ModelMissing:
+                    continue  # this model's files are not here
+                self.installed.emit(name, str(folder))
+                done += 1
+                break
+        if not done:
+            folder = models.import_model(self.path, progress=self._progress, cancel=cancel)
             self.installed.emit(Path(folder).name, str(folder))
 
 

@@ -41,10 +41,12 @@ def run_query(qtbot, w: MainWindow, start) -> list[tuple[int, int, list]]:
     updates = []
 
     def record(gen, results, judged, total):
-        updates.append((judged, total, results))
+        if gen == w.gen:  # a query the settings re-ran before this one is not ours
+            updates.append((judged, total, results))
 
     w.query.results.connect(record)
-    with qtbot.waitSignal(w.query.finished_query, timeout=WAIT) as done:
+    ours = lambda gen, state: gen == w.gen  # noqa: E731
+    with qtbot.waitSignal(w.query.finished_query, timeout=WAIT, check_params_cb=ours) as done:
         start()
     w.query.results.disconnect(record)
     updates.append(done.args[1])

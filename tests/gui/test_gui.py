@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,8 @@ from PySide6.QtGui import QGuiApplication, QImage  # noqa: E402
 from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing.photos import make_photo, snapshot  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
-from gui.item_models import LINES_ROLE  # noqa: E402
+from edgeret.verdicts import Thresholds  # noqa: E402
+from gui.item_models import LINES_ROLE, VERDICT_ROLE  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from tests.gui.helpers import N_PHOTOS, WAIT, close, drop, index, pixel_std, run_query  # noqa: E402
 
@@ -47,6 +49,7 @@ def test_index_drop_rerank_live_then_stop(qtbot, window, photos, tmp_path, tiny_
     qtbot.waitUntil(lambda: len(list((tmp_path / "thumbs").rglob("*.jpg"))) >= 4, timeout=WAIT)  # lazy thumbnails
 
     window.settings_panel.set_custom_files(*map(str, tiny_vlm))
+    window.settings_panel.set_reranker("mllm")
     query = make_photo(tmp_path / "query" / "q.jpg", seed=3)  # same picture as img03.jpg, outside the library
     updates = run_query(qtbot, window, lambda: drop(window.query_pane, query))
     assert updates[-1] == "re-ranked"
@@ -59,8 +62,11 @@ def test_index_drop_rerank_live_then_stop(qtbot, window, photos, tmp_path, tiny_
     assert all(r.p_same is not None for r in final)
     assert [r.key for r in window.result_model.results] == [r.key for r in final]
     assert [r.final for r in final] == sorted((r.final for r in final), reverse=True)
-    lines = window.result_model.index(0).data(LINES_ROLE)
-    assert lines[0].startswith("#1") and lines[2].startswith("P(same) 0.") and lines[3].startswith("final ")
+    top = window.result_model.index(0)
+    lines = top.data(LINES_ROLE)
+    assert lines[0] == Path(final[0].path).name and lines[2].startswith("#1")  # name on a line of its own
+    assert top.data(VERDICT_ROLE) is Thresholds().verdict(final[0].p_same)  # a plain verdict on the badge
+    assert "P(same object) by multimodal LLM: 0." in top.data(Qt.ItemDataRole.ToolTipRole)  # numbers: tooltip
     assert window.query_pane.image.pixmap() is not None and not window.query_pane.image.pixmap().isNull()
 
     shot = window.grab().toImage()
@@ -170,6 +176,9 @@ def test_missing_model_panel_then_install(qtbot, window, photos, tiny_registry, 
     index(qtbot, window, photos)
     window.settings_panel.refresh_models()
     assert "tiny-vlm (not installed" in window.settings_panel.model.currentText()
+    assert window.settings_panel.kind.currentData() == "sv"  # the default is what is installed...
+    assert "no multimodal LLM is installed" in window.settings_panel.reason.text()  # ...and it says so
+    window.settings_panel.set_reranker("mllm")  # the user asks for the LLM anyway
     panel = window.model_panel
     updates = run_query(qtbot, window, lambda: window.query_path(str(photos / "a" / "img01.jpg")))
     assert updates[-1] == "first stage"  # without the model, first-stage results still come
@@ -178,17 +187,15 @@ def test_missing_model_panel_then_install(qtbot, window, photos, tiny_registry, 
     window.tabs.setCurrentIndex(window.library_tab_index)
     assert window.library_grid.isVisible()
 
-    progress = []
     with qtbot.waitSignal(window.query.finished_query, timeout=WAIT) as done:  # installing re-runs the query
         if how == "download":
             assert panel.download.isVisible()
             panel.download.click()
         else:
             panel.import_from(str(tiny_registry))
-        panel.worker.progress.connect(lambda d, t, f: progress.append((d, t)))
     assert done.args[1] == "re-ranked"
     assert not panel.isVisible()
-    assert progress and progress[-1][0] == progress[-1][1]
+    assert panel.last_progress and panel.last_progress[0] == panel.last_progress[1] > 0
     assert "tiny-vlm (installed)" in window.settings_panel.model.currentText()
     assert all(r.p_same is not None for r in window.result_model.results)
 

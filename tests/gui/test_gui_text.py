@@ -81,7 +81,7 @@ def test_typing_a_description_ranks_that_colour_first(qtbot, window):
     assert results[0].first_stage > results[1].first_stage
     assert all(r.p_same is None for r in results)
     assert window.tabs.currentIndex() == window.results_tab_index
-    assert "first stage only" in window.query_pane.status.text()
+    assert "ranked by similarity" in window.query_pane.status.text()
     assert "something blue" in window.query_pane.source.text()
     assert not window.query_pane.stop.isEnabled()
 
@@ -93,20 +93,20 @@ def test_typing_a_description_ranks_that_colour_first(qtbot, window):
 
 def test_text_query_re_ranked_live_by_the_mllm(qtbot, window, tiny_models):
     panel = window.settings_panel
-    panel.rerank.setChecked(True)
     panel.set_custom_files(*map(str, tiny_models["mlp"]))
+    panel.set_reranker("mllm")
     steps = []
     window.query.results.connect(lambda gen, results, judged, total: steps.append((judged, total)))
     assert type_query(qtbot, window, "something blue") == "re-ranked"
     results = window.result_model.results
     assert len(results) == len(COLOURS) and all(0.0 <= r.p_same <= 1.0 for r in results)
     assert steps[0] == (0, len(COLOURS)) and steps[-1] == (len(COLOURS), len(COLOURS))  # first stage, then live
-    assert "re-ranked" in window.query_pane.status.text()
+    assert "results checked" in window.query_pane.status.text()
 
     panel.kind.setCurrentIndex(panel.kind.findData("sv"))  # needs a query photo: first stage, and a notice
     assert type_query(qtbot, window, "something blue") == "first stage"
     assert all(r.p_same is None for r in window.result_model.results)
-    assert "multimodal LLM only" in window.statusBar().currentMessage()
+    assert "multimodal LLM only" in window.message.text.text() and window.message.isVisible()
 
 
 def test_empty_text_runs_nothing(qtbot, window):
@@ -121,7 +121,7 @@ def test_missing_or_unpaired_text_encoder_shows_an_error(qtbot, window, towers, 
     panel.text_encoder.setText(str(tmp_path / "no-such-tower"))
     assert type_query(qtbot, window, "red") == "error"
     assert "no-such-tower" in window.query_pane.status.text()
-    assert "no-such-tower" in window.statusBar().currentMessage()
+    assert "no-such-tower" in window.message.text.text()
     assert window.result_model.rowCount() == 0
 
     other = tmp_path / "other-text"  # a tower declaring it pairs with another image encoder
@@ -131,12 +131,31 @@ def test_missing_or_unpaired_text_encoder_shows_an_error(qtbot, window, towers, 
     (other / "text.json").write_text(json.dumps(settings))
     panel.text_encoder.setText(str(other))
     assert type_query(qtbot, window, "red") == "error"
-    assert "pairs with some-other-image-encoder" in window.statusBar().currentMessage()
+    assert "pairs with some-other-image-encoder" in window.message.text.text()
 
     panel.text_encoder.clear()  # none given and none registered for the library's image encoder
     assert type_query(qtbot, window, "red") == "error"
     assert "no registered text encoder" in window.query_pane.status.text()
+    assert "--text-encoder" not in window.message.text.text()  # no terminal advice in the app
 
     panel.text_encoder.setText(str(towers[1]))  # and the app still works afterwards
     assert type_query(qtbot, window, "something red") == "first stage"
     assert window.result_model.results[0].path.endswith("/red.png")
+
+
+def test_text_box_disabled_with_a_reason_when_nothing_pairs(qtbot, tmp_path, colour_library):
+    """No text encoder given and none in the registry pairs with the library's encoder: the box says why."""
+    w = MainWindow(Settings(library=colour_library, threads=1), ThumbnailCache(tmp_path / "thumbs", size=64))
+    qtbot.addWidget(w)
+    try:
+        qtbot.waitUntil(lambda: w.photo_model.rowCount() == len(COLOURS), timeout=WAIT)
+        box, reason = w.query_pane.text, w.query_pane.text_reason
+        assert not box.isEnabled() and box.placeholderText() == "Text search is not available"
+        assert "has no text encoder to pair with" in reason.text() and not reason.isHidden()
+        assert w.query_pane.get_text.isHidden()  # nothing to download would fix it
+        gen = w.gen
+        box.setText("red")
+        qtbot.keyClick(box, Qt.Key.Key_Return)
+        assert w.gen == gen and w.result_model.rowCount() == 0  # nothing wiped, nothing run
+    finally:
+        close(w)
