@@ -56,10 +56,12 @@ def type_query(qtbot, w: MainWindow, text: str) -> str:
     ended: list[str] = []
 
     def finished(gen, state):
-        ended.append(state)
+        if gen == w.gen:  # a re-run the settings started before this query is not ours
+            ended.append(state)
 
     def failed(gen, message):
-        ended.append("error")
+        if gen == w.gen:
+            ended.append("error")
 
     w.query.finished_query.connect(finished)
     w.query.failed.connect(failed)
