@@ -15,7 +15,7 @@ from PIL import Image
 from . import indexer
 from .catalog import Catalog
 from .encoders import ImageEncoder
-from .errors import EncoderMismatch, LibraryBusy, LibraryError, ModelError
+from .errors import EncoderMismatch, LibraryBusy, LibraryError, ModelError, UsageError
 from .settings import DEFAULT_ENCODER, EXACT_BELOW, K
 from .vectors import open_index
 
@@ -39,6 +39,8 @@ class Library:
     def __init__(self, path: Path | str, writable: bool = False, exact_below: int = EXACT_BELOW):
         self.path = Path(path).expanduser().resolve()
         self.writable = writable
+        if self.path.exists() and not self.path.is_dir():
+            raise LibraryError(f"{self.path} is a file, not a library folder: give --library a folder")
         self._lock: FileLock | None = None
         if writable:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -172,6 +174,8 @@ class Library:
 
         `exclude_keys` are left out of every list ("find similar" on a library photo skips the photo itself).
         """
+        if not 1 <= k <= 10**6:
+            raise UsageError(f"k must be 1 to 1,000,000 (got {k})")
         if not np.isfinite(queries).all():
             raise ModelError("the encoder gave a query vector that is not finite (NaN or infinity)")
         exclude = {int(x) for x in exclude_keys}

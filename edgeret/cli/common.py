@@ -27,6 +27,20 @@ def add_common(
         add_progress(p)
 
 
+MAX_COUNT = 100_000  # more results than any screen or re-ranker can use; keeps a typo from allocating gigabytes
+
+
+def count(text: str) -> int:
+    """argparse type for -k and other counts: a whole number from 1 to MAX_COUNT (else exit 2 with a message)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{n} is out of range: give 1 to {MAX_COUNT:,}")
+    return n
+
+
 def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

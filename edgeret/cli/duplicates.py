@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import LibraryBusy, UsageError
 from ..library import Library
 from ..settings import DUPLICATE_K, DUPLICATE_MARGIN, DUPLICATE_THRESHOLD
-from .common import add_common, interruptible, settings, wants_progress
+from .common import add_common, count, interruptible, settings, wants_progress
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("duplicates", help="groups of near-duplicate photos (nothing is ever deleted)")
     p.add_argument("--threshold", type=float, default=DUPLICATE_THRESHOLD,
                    help=f"cosine from which two photos group (default {DUPLICATE_THRESHOLD})")
-    p.add_argument("-k", "--neighbours", type=int, default=DUPLICATE_K,
+    p.add_argument("-k", "--neighbours", type=count, default=DUPLICATE_K,
                    help=f"neighbours examined per photo (default {DUPLICATE_K})")
     p.add_argument("--verify", action="store_true",
                    help="let a re-ranker judge borderline pairs (the MLLM if installed, else sv)")

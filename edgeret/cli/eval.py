@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..evaluate import METRICS, EvalReport, evaluate, load_ground_truth, write_plots
 from ..library import Library
 from ..settings import EVAL_K, LAMBDA
-from .common import add_common, add_progress, interruptible, settings, wants_progress
+from .common import add_common, add_progress, count, interruptible, settings, wants_progress
 from .search import RERANKERS
 
 
@@ -25,7 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--rerank", action="store_true", help="also re-rank the top k (default re-ranker: mllm)")
     p.add_argument("--reranker", choices=RERANKERS,
                    help="which re-ranker (implies --rerank); mllm+sv: the mean of the two probabilities")
-    p.add_argument("-k", type=int, default=EVAL_K,
+    p.add_argument("-k", type=count, default=EVAL_K,
                    help=f"how many first-stage results are re-ranked (default {EVAL_K})")
     p.add_argument("--lambda", dest="lam", type=float, default=LAMBDA,
                    help=f"fusion weight of the first-stage score: final = λ·first + (1-λ)·P (default {LAMBDA})")

@@ -14,7 +14,7 @@ from ..library import Hit, Library
 from ..query import run_query
 from ..scan import scan
 from ..settings import LAMBDA, K
-from .common import add_common, settings
+from .common import add_common, count, settings
 from .library import CODECS
 
 RERANKERS = ["mllm", "sv", "mllm+sv"]
@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
     """Add `search` to an argparse subparsers object."""
     p = subparsers.add_parser("search", help="find photos showing the same object as the query photo(s)")
     p.add_argument("queries", nargs="*", type=Path, help="query images, or folders of them")
-    p.add_argument("-k", type=int, default=K, help=f"how many results per query (and how many to re-rank; default {K})")
+    p.add_argument("-k", type=count, default=K,
+                   help=f"how many results per query (and how many to re-rank; default {K})")
     p.add_argument("--text", help="describe what to find instead of giving query photos, e.g. \"red bicycle\"")
     p.add_argument("--box", metavar="X0,Y0,X1,Y1", help=BOX_HELP)
     p.add_argument("--text-encoder", help="text tower: registry name or folder (default: the one pairing the library)")
@@ -71,7 +72,10 @@ def _query_paths(items: list[Path]) -> list[Path]:
     out: list[Path] = []
     for item in items:
         if item.is_dir():
-            out.extend(scan([item]))
+            found = list(scan([item]))
+            if not found:  # a silent exit 0 would read as "no matches"
+                raise UsageError(f"query folder {item} holds no image files")
+            out.extend(found)
         elif item.exists():
             out.append(item.absolute())
         else:

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from edgeret.cli import main
 from edgeret.testing.photos import make_photo
 
@@ -91,3 +93,22 @@ def test_search_with_a_box_finds_the_boxed_photo_and_echoes_the_box(tmp_path, ph
                       ("1,2,3", "four numbers")):
         code, out, err = _run(capsys, "search", tmp_path / "scene.png", "--library", lib, "--box", box)
         assert code == 2 and says in err and out == ""
+
+
+def test_bad_counts_library_files_and_empty_query_folders_are_messages(tmp_path, photos, tiny_encoder, capsys):
+    lib = tmp_path / "lib"
+    assert _run(capsys, "index", photos, "--library", lib, "--encoder", tiny_encoder)[0] == 0
+    query = photos / "a" / "img00.jpg"
+    for k in ("0", "-1", "10000000000000", "x"):
+        with pytest.raises(SystemExit) as e:
+            _run(capsys, "search", query, "--library", lib, "-k", k)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "-k" in err and "Traceback" not in err, (k, err)
+    code, out, _ = _run(capsys, "search", query, "--library", lib, "-k", "100000", "--json")
+    assert code == 0 and len(json.loads(out)["results"]) == 13  # more than the library holds: all of it
+    for cmd in (["status"], ["search", query], ["index", photos]):
+        code, _, err = _run(capsys, *cmd, "--library", query)
+        assert code == 4 and "is a file, not a library folder" in err, (cmd, err)
+    (tmp_path / "empty").mkdir()
+    code, out, err = _run(capsys, "search", tmp_path / "empty", "--library", lib)
+    assert code == 2 and "holds no image files" in err and out == ""

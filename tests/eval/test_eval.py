@@ -173,7 +173,9 @@ def test_eval_cli_text_report(indexed, instances, capsys):
 
 
 def test_eval_cli_usage_errors(indexed, instances, capsys):
-    assert eval_main(["--library", str(indexed), "--gt", str(instances), "-k", "0"]) == 2
+    with pytest.raises(SystemExit) as e:  # argparse refuses -k 0 itself: exit 2 with a message
+        eval_main(["--library", str(indexed), "--gt", str(instances), "-k", "0"])
+    assert e.value.code == 2 and "out of range" in capsys.readouterr().err
     assert eval_main(["--library", str(indexed), "--gt", str(instances), "--lambda", "1.5"]) == 2
 
 
