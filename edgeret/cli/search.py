@@ -117,6 +117,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _search_text(args: argparse.Namespace, s) -> int:
     if args.queries:
         raise UsageError("--text searches by text alone: no query images")
+    if args.box:
+        raise UsageError("--box restricts a query photo: a text query has none")
     if args.reranker not in (None, "mllm"):
         raise UsageError("text queries are re-ranked by the MLLM only: spatial verification needs a query photo")
     with Library(s.library, exact_below=s.exact_below) as lib:

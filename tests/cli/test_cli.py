@@ -93,6 +93,8 @@ def test_search_with_a_box_finds_the_boxed_photo_and_echoes_the_box(tmp_path, ph
                       ("1,2,3", "four numbers")):
         code, out, err = _run(capsys, "search", tmp_path / "scene.png", "--library", lib, "--box", box)
         assert code == 2 and says in err and out == ""
+    code, _, err = _run(capsys, "search", "--text", "a mug", "--library", lib, "--box", "0,0,10,10")
+    assert code == 2 and "text query" in err
 
 
 def test_bad_counts_library_files_and_empty_query_folders_are_messages(tmp_path, photos, tiny_encoder, capsys):
