@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeret.errors import ModelError
@@ -18,7 +19,8 @@ GGML_MAX_DIMS = 4
 # Smallest possible encodings, used to bound counts read from an untrusted header before looping over them.
 _MIN_KV_BYTES = 8 + 1 + 4 + 1  # empty key, type, one-byte value
 _MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8  # name len, name, n_dims, 1 dim, type, offset
-_WANTED_KEYS = ("general.architecture", "clip.projector_type")
+_MAX_KEPT_STRING = 1 << 16
+_SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _NOT_A_MODEL = {
     b"version https://git-lfs": "a Git LFS pointer, not the model itself (download it with `git lfs pull`)",
     b"<!DOCTYPE": "an HTML page (a login or error page saved instead of the file)",
@@ -134,25 +136,33 @@ class _GGUFWalker:
             for _ in range(count):
                 self.skip_value(itype)
 
-    def metadata(self, n_kv: int) -> tuple[dict[str, str], int]:
-        """Step over n_kv key/value pairs; return the wanted string values and the alignment."""
-        found: dict[str, str] = {}
-        alignment = 32
+    def scalar_value(self, vtype):
+        """A number, bool or (short) string value; None (stepped over) for arrays and long strings."""
+        if vtype in self.scalar:
+            fmt = _SCALAR_FORMATS[int(vtype)]
+            return struct.unpack_from("<" + fmt, self.buf, self.take(struct.calcsize(fmt)))[0]
+        if vtype == self.vt.STRING:
+            n = self.u64()
+            start = self.take(n)
+            return bytes(self.buf[start:start + n]).decode("utf-8", "replace") if n <= _MAX_KEPT_STRING else None
+        self.skip_value(vtype)
+        return None
+
+    def metadata(self, n_kv: int) -> tuple[dict, int]:
+        """Read n_kv key/value pairs; return every scalar value (arrays are stepped over) and the alignment."""
+        found: dict = {}
         for _ in range(n_kv):
             key = self.string().decode("utf-8", "replace")
-            vtype = self.value_type()
-            if key in _WANTED_KEYS and vtype == self.vt.STRING:
-                found[key] = self.string().decode("utf-8", "replace")
-            elif key == "general.alignment" and vtype == self.vt.UINT32:
-                alignment = self.u32()
-            else:
-                self.skip_value(vtype)
-        if alignment == 0 or alignment & (alignment - 1):
+            value = self.scalar_value(self.value_type())
+            if value is not None:
+                found[key] = value
+        alignment = found.get("general.alignment", 32)
+        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
             raise ValueError(f"invalid alignment {alignment}")
         return found, alignment
 
-    def tensor_end(self) -> int:
-        """Read one tensor info; return where its data ends relative to the data section."""
+    def tensor_info(self) -> tuple[str, int, tuple[int, ...], int, int]:
+        """Read one tensor info: (name, type, dims, offset in the data section, end in the data section)."""
         name = self.string().decode("utf-8", "replace")
         n_dims = self.u32()
         if not 1 <= n_dims <= GGML_MAX_DIMS:
@@ -169,7 +179,48 @@ class _GGUFWalker:
             n_elems *= d
         if dims[0] % block:
             raise ValueError(f"tensor {name!r} row length {dims[0]} is not a multiple of block {block}")
-        return offset + n_elems // block * type_size
+        return name, raw_type, tuple(dims), offset, offset + n_elems // block * type_size
+
+
+@dataclass(frozen=True)
+class GgufHeader:
+    """A GGUF file's header, read with every length and offset checked against the file."""
+
+    path: Path
+    size: int
+    version: int
+    values: dict  # every scalar metadata value (numbers, bools, strings up to 64 KiB); arrays are left out
+    tensors: dict  # name -> (ggml type, dims, absolute offset of its data)
+    data_end: int
+    kv_count: int
+
+
+def read_gguf(path: str | Path) -> GgufHeader:
+    """The one GGUF header reader: bounds-checked, never decodes the vocabulary; raises ModelError."""
+    path = Path(path)
+    size = _size(path)
+    version, n_tensors, n_kv = _gguf_prefix(path, size)
+    try:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            walker = _GGUFWalker(buf, size)
+            found, alignment = walker.metadata(n_kv)
+            infos = [walker.tensor_info() for _ in range(n_tensors)]
+            data_start = -(-walker.pos // alignment) * alignment
+    except _Truncated as e:
+        raise ModelError(f"GGUF file {path} is truncated or corrupt: header {e}") from e
+    except (ValueError, OverflowError, RecursionError) as e:  # RecursionError: hostile nested arrays
+        raise ModelError(f"GGUF file {path} is corrupt: {e}") from e
+    except OSError as e:
+        raise ModelError(f"Cannot read model file {path}: {e.strerror or e}") from e
+    data_end = data_start + max((end for *_, end in infos), default=0)
+    if data_end > size:
+        raise ModelError(f"GGUF file {path} is truncated: its tensors need {data_end} bytes, file has {size}")
+    if n_tensors == 0:
+        raise ModelError(f"GGUF file {path} holds no tensors")
+    if not isinstance(found.get("general.architecture"), str) or not found["general.architecture"]:
+        raise ModelError(f"GGUF file {path} lacks the general.architecture key")
+    tensors = {name: (t, dims, data_start + off) for name, t, dims, off, _ in infos}
+    return GgufHeader(path, size, int(version), found, tensors, data_end, int(n_kv))
 
 
 def check_gguf(path: str | Path) -> dict:
@@ -178,37 +229,17 @@ def check_gguf(path: str | Path) -> dict:
     Returns {path, size, version, tensor_count, kv_count, architecture, projector_type, data_end}; raises
     ModelError for missing, empty, truncated, non-GGUF or structurally broken files.
     """
-    path = Path(path)
-    size = _size(path)
-    version, n_tensors, n_kv = _gguf_prefix(path, size)
-    try:
-        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            walker = _GGUFWalker(buf, size)
-            found, alignment = walker.metadata(n_kv)
-            ends = [walker.tensor_end() for _ in range(n_tensors)]
-            data_start = -(-walker.pos // alignment) * alignment
-    except _Truncated as e:
-        raise ModelError(f"GGUF file {path} is truncated or corrupt: header {e}") from e
-    except (ValueError, OverflowError, RecursionError) as e:  # RecursionError: hostile nested arrays
-        raise ModelError(f"GGUF file {path} is corrupt: {e}") from e
-    except OSError as e:
-        raise ModelError(f"Cannot read model file {path}: {e.strerror or e}") from e
-    data_end = data_start + max(ends, default=0)
-    if data_end > size:
-        raise ModelError(f"GGUF file {path} is truncated: its tensors need {data_end} bytes, file has {size}")
-    if n_tensors == 0:
-        raise ModelError(f"GGUF file {path} holds no tensors")
-    if not found.get("general.architecture"):
-        raise ModelError(f"GGUF file {path} lacks the general.architecture key")
+    h = read_gguf(path)
+    proj = h.values.get("clip.projector_type")
     return {
-        "path": str(path),
-        "size": size,
-        "version": int(version),
-        "tensor_count": int(n_tensors),
-        "kv_count": int(n_kv),
-        "architecture": found["general.architecture"],
-        "projector_type": found.get("clip.projector_type"),
-        "data_end": data_end,
+        "path": str(h.path),
+        "size": h.size,
+        "version": h.version,
+        "tensor_count": len(h.tensors),
+        "kv_count": h.kv_count,
+        "architecture": h.values["general.architecture"],
+        "projector_type": proj if isinstance(proj, str) else None,
+        "data_end": h.data_end,
     }
 
 

@@ -37,65 +37,15 @@ def check_file(path: Path, what: str) -> dict:
     return check_gguf(path)
 
 
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-
-
 def gguf_index(path: Path, keys: set[str]) -> tuple[dict, dict]:
     """Scalar values of `keys` and {tensor name: (type, ne, absolute offset)} from a GGUF header.
 
-    gguf.GGUFReader decodes the whole vocabulary into Python objects (seconds for 49k tokens); this only
-    steps over it. The file already passed check_gguf, so the header is known to be consistent.
+    Read by modelfiles.read_gguf, the one bounds-checked GGUF reader.
     """
-    import mmap
-    import struct
+    from edgeret.modelfiles import read_gguf
 
-    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        pos = 24
-        n_tensors, n_kv = struct.unpack_from("<QQ", buf, 8)
-
-        def read(fmt: str):
-            nonlocal pos
-            v = struct.unpack_from("<" + fmt, buf, pos)[0]
-            pos += struct.calcsize(fmt)
-            return v
-
-        def skip(vtype: int) -> None:
-            nonlocal pos
-            if vtype == _GGUF_STRING:
-                n = read("Q")  # read first: `pos += read()` would add to the stale pos
-                pos += n
-            elif vtype == _GGUF_ARRAY:
-                itype, count = read("I"), read("Q")
-                if itype in _SCALARS:
-                    pos += struct.calcsize(_SCALARS[itype]) * count
-                else:
-                    for _ in range(count):
-                        skip(itype)
-            else:
-                pos += struct.calcsize(_SCALARS[vtype])
-
-        values, alignment = {}, 32
-        for _ in range(n_kv):
-            n = read("Q")
-            key = bytes(buf[pos:pos + n]).decode("utf-8", "replace")
-            pos += n
-            vtype = read("I")
-            if key in keys and vtype in _SCALARS:
-                values[key] = read(_SCALARS[vtype])
-            elif key == "general.alignment":
-                alignment = read("I")
-            else:
-                skip(vtype)
-        tensors = {}
-        for _ in range(n_tensors):
-            n = read("Q")
-            name = bytes(buf[pos:pos + n]).decode("utf-8", "replace")
-            pos += n
-            ne = tuple(read("Q") for _ in range(read("I")))
-            tensors[name] = (read("I"), ne, read("Q"))
-        data_start = -(-pos // alignment) * alignment
-    return values, {k: (t, ne, data_start + off) for k, (t, ne, off) in tensors.items()}
+    header = read_gguf(path)
+    return {k: v for k, v in header.values.items() if k in keys}, header.tensors
 
 
 class TokenTable:

@@ -27,6 +27,8 @@ from PIL import Image
 
 from edgeret.box import RegionQuery, query_image
 from edgeret.errors import DecodeError, EdgeretError
+from edgeret.gguf_rules import check_pair
+from edgeret.modelfiles import read_gguf
 from edgeret.rerank.gguf_file import check_file, fingerprint
 from edgeret.rerank.mtmd import (
     MtmdSession,
@@ -73,6 +75,7 @@ class MllmReranker:
         text_info = check_file(self.model_path, "re-ranker model")
         mm_info = check_file(self.mmproj_path, "re-ranker mmproj")
         self.architecture, self.projector = self._check_pair(text_info, mm_info)
+        check_pair(read_gguf(self.model_path), read_gguf(self.mmproj_path))  # what llama.cpp would crash on
         self.image_tokens = image_tokens if image_tokens is not None else \
             default_image_tokens(self.mmproj_path, self.projector)
         self.session = MtmdSession(self.model_path, self.mmproj_path, architecture=self.architecture,
