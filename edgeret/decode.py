@@ -7,6 +7,8 @@ HEIC/HEIF through pillow-heif, RAW files through their embedded preview.
 from __future__ import annotations
 
 import io
+import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -24,6 +26,28 @@ except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
 
 MAX_PIXELS = 250_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+log = logging.getLogger(__name__)
+
+
+def _log_pillow_warnings() -> None:
+    """Pillow's warnings about odd files (corrupt EXIF, TIFF tags...) go to the log, not the terminal.
+
+    One index run over a real library printed hundreds of them; the file's outcome is what the user needs, and
+    `-v` shows them. Other warnings are shown as before.
+    """
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if "PIL" in Path(filename).parts or "pillow_heif" in Path(filename).parts:
+            log.info("%s: %s", category.__name__, message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.filterwarnings("always", module=r"PIL\.")  # every one reaches the log, not only the first
+
+
+_log_pillow_warnings()
 
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -33,6 +57,8 @@ _MAGIC = (
     (b"BM", "BMP"),
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
     (b"IIRO", "ORF"),
     (b"IIRS", "ORF"),
     (b"IIU\x00", "RW2"),
@@ -106,7 +132,10 @@ def decode_bytes(data: bytes, min_side: int | None = None, max_pixels: int = MAX
 def _as_decode_error(e: Exception) -> Exception:
     """The user-facing reason for a decoder exception; anything unexpected passes through unchanged."""
     if isinstance(e, Image.DecompressionBombError | Image.DecompressionBombWarning):
-        return DecodeError(f"image too large: {e}")
+        # Pillow's own text names its hard limit (twice ours): say ours, as the README does
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(pixels.group(1)):,} pixels " if pixels else ""
+        return DecodeError(f"image too large: {size}exceeds the {MAX_PIXELS // 1_000_000} MP limit")
     if isinstance(e, UnidentifiedImageError):
         return DecodeError("corrupt or unsupported image")
     if isinstance(e, OSError | SyntaxError | ValueError | EOFError):
