@@ -60,6 +60,11 @@ class Library:
         self._index_version = -1
         self.exact_below = exact_below
 
+    @staticmethod
+    def exists(path: Path | str) -> bool:
+        """Whether `path` holds a library (a catalog), without opening it."""
+        return (Path(path).expanduser() / CATALOG).is_file()
+
     def close(self) -> None:
         self.catalog.close()
         if self._lock is not None:
@@ -149,6 +154,14 @@ class Library:
     def vector_of(self, key: int):
         """The stored unit vector of a library photo ("find similar" needs no re-encoding)."""
         return self.catalog.vector_of(key)
+
+    def key_for_path(self, path: Path | str) -> int | None:
+        """The key of the photo at `path` if the library holds it, else None."""
+        return self.catalog.id_for_path(str(Path(path).absolute()))
+
+    def path_for_key(self, key: int) -> str | None:
+        """The path of the library photo `key`, or None if there is none."""
+        return self.catalog.paths_for([key]).get(key)
 
     def remove_root(self, root: Path | str) -> int:
         self._require_writable()

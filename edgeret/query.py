@@ -1,4 +1,4 @@
-"""One query end to end: first-stage hits, then live re-ranking; every consumer (CLI, eval, GUI) uses this.
+"""One query's ranking: first-stage hits, then live re-ranking (front ends reach it through edgeret.session).
 
 `run_query` yields the whole result list again after each change, best first, so a caller can print only the last
 list (CLI) or redraw every time (GUI).

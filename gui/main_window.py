@@ -299,7 +299,7 @@ class MainWindow(QMainWindow):
         Not while the app's own indexing runs, and not before the library exists: then it starts after the run.
         """
         self._stop_watcher()
-        if on and not self.index_running() and (self.library_path / "catalog.sqlite").is_file():
+        if on and not self.index_running() and Library.exists(self.library_path):
             from edgeret.watch import Watcher
 
             bridge = self.watch_bridge

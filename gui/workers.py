@@ -21,11 +21,10 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from edgeret import models
-from edgeret.box import boxed_query
-from edgeret.decode import decode, decode_bytes
+from edgeret.decode import decode_bytes
 from edgeret.errors import Cancelled, EdgeretError, LibraryError, ModelMissing
 from edgeret.library import Library
-from edgeret.query import run_query
+from edgeret.session import Query, RerankSpec, Session
 from edgeret.settings import DEFAULT_ENCODER, LAMBDA, K
 
 log = logging.getLogger(__name__)
@@ -144,10 +143,7 @@ class QueryWorker(QThread):
         self.library_path = library
         self._jobs: queue.Queue[QueryJob | None] = queue.Queue()
         self._gen = 0
-        self._lib: Library | None = None
-        self._encoder = self._encoder_key = None
-        self._reranker = self._reranker_key = None
-        self._text_encoder = self._text_encoder_key = None
+        self._session = Session(library)
 
     def submit(self, settings: QuerySettings, *, path: str | None = None, data: bytes | None = None,
                key: int | None = None, text: str | None = None, box=None) -> int:
@@ -172,126 +168,88 @@ class QueryWorker(QThread):
                 with failures_to(functools.partial(self.failed.emit, job.gen), "query"):
                     self._run(job)
         finally:
-            self._close_reranker()
-            if self._lib is not None:
-                self._lib.close()
+            self._session.close()
 
-    def _library(self) -> Library:
-        if self._lib is None:
-            try:
-                self._lib = Library(self.library_path)
-            except LibraryError:
-                raise LibraryError("the library is empty: add a photo folder first") from None
-        return self._lib
+    def _library(self, s: QuerySettings) -> Session:
+        """The session with this query's settings, once its library exists."""
+        self._session.configure(threads=s.threads, encoder=s.encoder, text_encoder=s.text_encoder)
+        try:
+            self._session.library  # noqa: B018  (opens it)
+        except LibraryError:
+            raise LibraryError("the library is empty: add a photo folder first") from None
+        return self._session
 
-    def _load_encoder(self, lib: Library, s: QuerySettings):
-        spec = s.encoder or lib.encoder_spec
-        if self._encoder_key != (spec, s.threads):
-            self._encoder = None
-            try:
-                self._encoder = lib.load_encoder(spec, s.threads)
-            except ModelMissing as e:
-                self.model_missing.emit("encoder", spec or DEFAULT_ENCODER, str(e))
-                raise
-            self._encoder_key = (spec, s.threads)
-        return self._encoder
+    def _load_encoder(self, session: Session, s: QuerySettings):
+        try:
+            return session.encoder()
+        except ModelMissing as e:
+            self.model_missing.emit("encoder", s.encoder or session.library.encoder_spec or DEFAULT_ENCODER, str(e))
+            raise
 
-    def _load_reranker(self, lib: Library, s: QuerySettings, gen: int):
-        key = (s.reranker, s.model, s.vlm, s.mmproj, s.threads)
-        if self._reranker_key != key:
-            self._close_reranker()
+    def _load_reranker(self, session: Session, s: QuerySettings, gen: int):
+        spec = rerank_spec(s)
+        if not session.has_reranker(spec):
             self.status.emit(gen, "loading the re-ranker…")
-            name = s.model or s.vlm or _default_reranker()
-            try:
-                self._reranker = open_reranker(lib, s)
-            except ModelMissing as e:
-                self.model_missing.emit("reranker", name, str(e))
-                return None
-            except EdgeretError as e:  # unusable model files and the like: first-stage results still stand
-                self.notice.emit(gen, f"re-ranker unavailable: {e}")
-                return None
-            self._reranker_key = key
-        return self._reranker
-
-    def _close_reranker(self) -> None:
-        if self._reranker is not None:
-            self._reranker.close()
-        self._reranker = self._reranker_key = None
-
-    def _load_text_encoder(self, lib: Library, s: QuerySettings, gen: int):
-        from edgeret.text import load_text_encoder
-
-        key = (s.text_encoder, s.threads)
-        if self._text_encoder_key != key:
-            self._text_encoder = self._text_encoder_key = None
-            self.status.emit(gen, "loading the text encoder…")
-            self._text_encoder = load_text_encoder(lib, s.text_encoder, s.threads)
-            self._text_encoder_key = key
-        return self._text_encoder
+        try:
+            return session.reranker(spec)
+        except ModelMissing as e:
+            self.model_missing.emit("reranker", s.model or s.vlm or spec.model_label(), str(e))
+        except EdgeretError as e:  # unusable model files and the like: first-stage results still stand
+            self.notice.emit(gen, f"re-ranker unavailable: {e}")
+        return None
 
     def _run_text(self, job: QueryJob) -> None:
         """A text query: text-image cosine, then the MLLM judging whether each photo shows the description."""
-        from edgeret.text import search_text
-
         s, gen = job.settings, job.gen
-        lib = self._library()
-        encoder = self._load_text_encoder(lib, s, gen)
+        session = self._library(s)
+        if not session.has_text_encoder():
+            self.status.emit(gen, "loading the text encoder…")
+        session.text_encoder()
         self.status.emit(gen, "searching…")
-        hits = search_text(lib, encoder, job.text, s.k)
+        hits = session.first_stage(Query(text=job.text), s.k)
         rerank = s.rerank and bool(hits)
         if rerank and s.reranker != "mllm":
             self.notice.emit(gen, "text queries are re-ranked by the multimodal LLM only (spatial verification "
                                   "needs a query photo)")
             rerank = False
-        self._rank(lib, s, gen, hits, job.text, rerank)
+        self._rank(session, s, gen, hits, job.text, rerank)
 
     def _run(self, job: QueryJob) -> None:
         if job.text is not None:
             self._run_text(job)
             return
         s, gen = job.settings, job.gen
-        lib = self._library()
-        encoder = self._load_encoder(lib, s)
+        session = self._library(s)
+        self._load_encoder(session, s)
         self.status.emit(gen, "searching…")
-        image = decode_bytes(job.data) if job.data is not None else decode(job.path)
-        self.query_image.emit(gen, to_qimage(image), image.size)
-        # a library photo is left out of its own results; its stored vector needs no re-encoding
-        key = job.key if job.key is not None else (job.path and lib.catalog.id_for_path(str(job.path)))
-        region, query, _ = boxed_query(image, job.box)  # with a box: its region is encoded, re-rankers see it
-        if job.key is not None and job.box is None:
-            hits = lib.search_vectors(lib.vector_of(key), s.k, exclude_keys=[key])[0]
+        if job.data is not None:
+            q = Query(image=decode_bytes(job.data), box=job.box)
         else:
-            hits = lib.search_vectors(encoder.encode_images([region]), s.k, exclude_keys=[key] if key else [])[0]
-        self._rank(lib, s, gen, hits, query, s.rerank and bool(hits))
+            q = Query(key=job.key, box=job.box) if job.key is not None else Query(path=job.path, box=job.box)
+        prepared = session.prepare(q, full=True)  # with a box: its region is encoded, re-rankers see it
+        self.query_image.emit(gen, to_qimage(prepared.image), prepared.image.size)
+        # a library photo is left out of its own results; its stored vector needs no re-encoding
+        hits = session.first_stage(q, s.k, prepared, exclude_self=True)
+        self._rank(session, s, gen, hits, prepared.rerank, s.rerank and bool(hits))
 
-    def _rank(self, lib: Library, s: QuerySettings, gen: int, hits: list, query, rerank: bool) -> None:
+    def _rank(self, session: Session, s: QuerySettings, gen: int, hits: list, query, rerank: bool) -> None:
         """Emit the first-stage results, then the re-fused ranking after each judged candidate; then the end state."""
-        reranker = self._load_reranker(lib, s, gen) if rerank else None
+        reranker = self._load_reranker(session, s, gen) if rerank else None
         if gen != self._gen:
             self.finished_query.emit(gen, "stopped")
             return
         total = len(hits) if reranker is not None else 0
         if reranker is not None:
             self.status.emit(gen, f"re-ranking {total} candidates…")
-        for judged, results in enumerate(run_query(hits, query, reranker, s.lam, lambda: gen != self._gen)):
+        for judged, results in enumerate(session.rerank(hits, query, reranker, s.lam, lambda: gen != self._gen)):
             self.results.emit(gen, results, judged, total)
         state = "first stage" if reranker is None else ("stopped" if gen != self._gen else "re-ranked")
         self.finished_query.emit(gen, state)
 
 
-def _default_reranker() -> str:
-    from edgeret.rerankers import default_reranker
-
-    return default_reranker()
-
-
-def open_reranker(lib: Library, s: QuerySettings):
-    """The library's re-ranker (edgeret.rerankers); the import is guarded so a build without it still searches."""
-    from edgeret.rerankers import open_reranker as factory
-
-    if s.reranker == "sv":  # classical spatial verification: no model files
-        return factory("sv", library=lib)
-    return factory(s.reranker, library=lib, threads=s.threads, model=s.model, vlm=s.vlm, mmproj=s.mmproj)
+def rerank_spec(s: QuerySettings) -> RerankSpec:
+    """The facade's re-ranker description for the panel's settings."""
+    return RerankSpec(s.reranker, model=s.model, vlm=s.vlm, mmproj=s.mmproj)
 
 
 # ------------------------------------------------------------------------------------------------------ duplicates

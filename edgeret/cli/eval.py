@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..evaluate import METRICS, EvalReport, evaluate, load_ground_truth, write_plots
-from ..library import Library
+from ..session import RerankSpec, Session
 from ..settings import EVAL_K, LAMBDA
 from .common import add_common, add_progress, count, interruptible, settings, wants_progress
 from .search import RERANKERS
@@ -38,17 +38,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def open_reranker(name: str, library: Library, s):
-    """The PairReranker called `name`: sv with the thread count; mllm and mllm+sv from edgeret.rerankers."""
-    if name == "sv":
-        from ..rerank.sv import SvReranker
-
-        return SvReranker(threads=s.threads)
-    from ..rerankers import open_reranker as open_named
-
-    return open_named(name, library, threads=s.threads)
-
-
 def cmd_eval(args) -> int:
     if args.k < 1:
         raise UsageError("-k must be at least 1")
@@ -59,15 +48,12 @@ def cmd_eval(args) -> int:
     name = args.reranker or ("mllm" if args.rerank else None)
     with (  # Ctrl-C: report the queries done so far
         interruptible(wants_progress(args)) as (bar, cancel),
-        Library(s.library, exact_below=s.exact_below) as lib,
+        Session.from_settings(s) as session,
     ):
-        encoder = lib.load_encoder(s.encoder, s.threads)
-        reranker = open_reranker(name, lib, s) if name else None
-        try:
-            report = evaluate(lib, gt, encoder, reranker, k=args.k, lam=args.lam, progress=bar, cancel=cancel,
-                              query_boxes=args.query_boxes)
-        finally:
-            getattr(reranker, "close", lambda: None)()  # the MLLM holds a model and a token store open
+        encoder = session.encoder()
+        reranker = session.reranker(RerankSpec(name) if name else None)
+        report = evaluate(session.library, gt, encoder, reranker, k=args.k, lam=args.lam, progress=bar, cancel=cancel,
+                          query_boxes=args.query_boxes)
     if args.plots:
         written = write_plots(report, args.plots)
         if not args.json:

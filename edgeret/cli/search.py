@@ -7,17 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from ..box import BOX_HELP, boxed_query, parse_box
-from ..decode import decode
+from ..box import BOX_HELP, parse_box
 from ..errors import DecodeError, UsageError
-from ..library import Hit, Library
-from ..query import run_query
 from ..scan import scan
-from ..settings import LAMBDA, K
+from ..session import Query, RerankSpec, Session
+from ..settings import LAMBDA, RERANKER, K
 from .common import add_common, count, settings
 from .library import CODECS
 
-RERANKERS = ["mllm", "sv", "mllm+sv"]
+RERANKERS = ["mllm", "sv", "mllm+sv"]  # edgeret.rerankers.open_reranker names
 
 
 def add_parser(subparsers) -> None:
@@ -46,26 +44,12 @@ def add_rerank_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec", choices=CODECS, default="f16", help="visual-token storage")
 
 
-def open_cli_reranker(args: argparse.Namespace, lib: Library, threads: int):
+def rerank_spec(args: argparse.Namespace) -> RerankSpec | None:
     """The re-ranker the command line asked for, or None."""
     if not (args.rerank or args.reranker):
         return None
-    from ..rerankers import open_reranker
-
-    if not 0.0 <= args.lam <= 1.0:
-        raise UsageError("--lambda must be between 0 and 1")
-    return open_reranker(
-        args.reranker or "mllm", lib, vlm=args.vlm, mmproj=args.mmproj, threads=threads,
-        image_tokens=args.image_tokens, prompt=args.prompt, codec=args.codec,
-    )
-
-
-def text_query(args: argparse.Namespace, lib: Library, s) -> list[Hit]:
-    """Hits for `args.text` (with `args.k`, optional `args.text_encoder`) ranked by text-image cosine."""
-    from ..text import load_text_encoder, search_text
-
-    encoder = load_text_encoder(lib, getattr(args, "text_encoder", None), s.threads)
-    return search_text(lib, encoder, args.text, getattr(args, "k", K))
+    return RerankSpec(args.reranker or RERANKER, vlm=args.vlm, mmproj=args.mmproj, image_tokens=args.image_tokens,
+                      prompt=args.prompt, codec=args.codec)
 
 
 def _query_paths(items: list[Path]) -> list[Path]:
@@ -84,56 +68,32 @@ def _query_paths(items: list[Path]) -> list[Path]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    s = settings(args)
-    if args.text:
-        return _search_text(args, s)
-    if not args.queries:
+    if args.text and args.queries:
+        raise UsageError("--text searches by text alone: no query images")
+    if not args.text and not args.queries:
         raise UsageError("give query images (or folders of them), or --text")
-    queries = _query_paths(args.queries)
     box = parse_box(args.box) if args.box else None  # malformed: an error before anything loads
-    failed = 0
-    with Library(s.library, exact_below=s.exact_below) as lib:
-        encoder = lib.load_encoder(s.encoder, s.threads)
-        reranker = open_cli_reranker(args, lib, s.threads)
-        try:
-            for q in queries:
-                try:  # the re-ranker looks at more pixels than the encoder needs, and so does a box's region
-                    full = reranker or box
-                    image = decode(q, min_side=None if full else encoder.preprocess.min_decode_side)
-                except DecodeError as e:
-                    print(f"edgeret: cannot read query {q}: {e}", file=sys.stderr)
-                    failed += 1
-                    continue
-                region, rerank_query, box = boxed_query(image, box)
-                hits = lib.search_images([region], encoder, args.k)[0]
-                *_, results = run_query(hits, rerank_query, reranker, args.lam)
-                _print_results(q, results, reranker, args.json, box)
-        finally:
-            if reranker is not None:
-                reranker.close()
+    if args.text:
+        queries = [Query(text=args.text, box=box)]
+    else:
+        queries = [Query(path=p, box=box) for p in _query_paths(args.queries)]
+    spec, failed = rerank_spec(args), 0
+    with Session.from_settings(settings(args), text_encoder=args.text_encoder) as session:
+        session.library  # noqa: B018  (a missing library is the first thing to say)
+        reranker = session.reranker(spec)
+        for q in queries:
+            try:
+                prepared = session.prepare(q, full=reranker is not None)  # the re-ranker looks at more pixels
+            except DecodeError as e:
+                print(f"edgeret: cannot read query {q.path}: {e}", file=sys.stderr)
+                failed += 1
+                continue
+            *_, results = session.search(q, args.k, spec, args.lam, prepared=prepared)
+            _print_results(q.text or q.path, results, reranker, args.json, prepared.box)
     return 1 if failed else 0
 
 
-def _search_text(args: argparse.Namespace, s) -> int:
-    if args.queries:
-        raise UsageError("--text searches by text alone: no query images")
-    if args.box:
-        raise UsageError("--box restricts a query photo: a text query has none")
-    if args.reranker not in (None, "mllm"):
-        raise UsageError("text queries are re-ranked by the MLLM only: spatial verification needs a query photo")
-    with Library(s.library, exact_below=s.exact_below) as lib:
-        hits = text_query(args, lib, s)
-        reranker = open_cli_reranker(args, lib, s.threads)
-        try:
-            *_, results = run_query(hits, args.text, reranker, args.lam)
-        finally:
-            if reranker is not None:
-                reranker.close()
-    _print_results(Path(args.text), results, reranker, args.json)
-    return 0
-
-
-def _print_results(query: Path, results, reranker, as_json: bool, box=None) -> None:
+def _print_results(query, results, reranker, as_json: bool, box=None) -> None:
     name = reranker.name if reranker else None
     if as_json:
         rows = [r.as_dict(name) for r in results]

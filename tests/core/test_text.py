@@ -95,15 +95,14 @@ def test_load_text_encoder_by_folder_and_refusal_without_a_registered_pair(colou
         load_text_encoder(colour_library, None)
 
 
-def test_text_query_for_the_search_command(colour_library, towers):
-    from argparse import Namespace
-    from types import SimpleNamespace
+def test_text_query_through_the_session(colour_library, towers):
+    from edgeret.session import Query, Session
 
-    from edgeret.cli.search import text_query
-
-    args = Namespace(text="something green", k=2, text_encoder=str(towers[1]))
-    hits = text_query(args, colour_library, SimpleNamespace(threads=1))
-    assert len(hits) == 2 and hits[0].path.endswith("/green.png")
+    with Session(colour_library.path, threads=1, text_encoder=str(towers[1])) as session:
+        hits = session.first_stage(Query(text="something green"), 2)
+        assert len(hits) == 2 and hits[0].path.endswith("/green.png")
+        *_, results = session.search(Query(text="something green"), 2)
+        assert [r.path for r in results] == [h.path for h in hits]
 
 
 def test_search_text_from_the_command_line(colour_library, towers, capsys):
