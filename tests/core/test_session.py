@@ -55,3 +55,20 @@ def test_search_streams_first_stage_then_each_judgement_and_keeps_the_reranker(l
 def test_no_library_is_a_library_error(tmp_path):
     with Session(tmp_path / "none") as session, pytest.raises(LibraryError, match="no library"):
         session.first_stage(Query(text="x"))
+
+
+def test_a_boxed_query_encodes_its_region_and_hands_re_rankers_the_photo_and_box(library, photos):
+    from edgeret.box import RegionQuery
+
+    target = photos / "a" / "img02.jpg"
+    with Session(library, threads=1) as session:
+        p = session.prepare(Query(path=target, box="0.25,0.25,0.75,0.75"))
+        assert p.box.as_list() == [80, 60, 240, 180] and p.region.size == (160, 120)
+        assert isinstance(p.rerank, RegionQuery) and p.rerank.image.size == (320, 240)
+        whole = session.first_stage(Query(path=target), 13)
+        boxed = session.first_stage(Query(path=target, box=(80, 60, 240, 180)), 13)
+        assert [h.key for h in boxed] != [h.key for h in whole] or boxed[0].score < whole[0].score
+        with pytest.raises(UsageError, match="lies outside"):
+            session.prepare(Query(path=target, box=(0, 0, 400, 100)))
+    with pytest.raises(UsageError, match="text query has none"):
+        Query(text="red", box=(0, 0, 10, 10))
