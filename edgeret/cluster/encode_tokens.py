@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ..indexer import Progress
 from .collection import PhotoCollection
 from .index import ClusterOptions
-from .runtime import milvus_client, ray_session
+from .runtime import check_resources, milvus_client, ray_session, worker_errors
 from .search import default_tokens
 from .workers import TokenWorker
 
@@ -30,21 +30,23 @@ def encode_tokens(opts: ClusterOptions, files: dict, tokens: str | None = None, 
     root = tokens or default_tokens(opts)
     items = [{"path": p, "hash": h} for h, p in sorted(by_hash.items(), key=lambda t: t[1])]
     with ray_session(opts.ray, opts.cpus):
+        check_resources(opts.workers, opts.threads, remote=bool(opts.ray))
         ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch_size)))
         ds = ds.map_batches(TokenWorker, batch_size=batch_size, batch_format="numpy",
                             fn_constructor_kwargs={"files": files, "threads": opts.threads, "root": root,
                                                    "codec": codec},
                             compute=ray.data.ActorPoolStrategy(size=opts.workers), num_cpus=opts.threads)
         model_ids, done = set(), 0
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            _count(batch, out)
-            model_ids |= set(batch["model_id"].tolist())
-            done += len(batch["path"])
-            if progress:
-                progress(done, len(items), str(batch["path"][-1]))
-            if cancel and cancel():
-                out["cancelled"] = True
-                break
+        with worker_errors():
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                _count(batch, out)
+                model_ids |= set(batch["model_id"].tolist())
+                done += len(batch["path"])
+                if progress:
+                    progress(done, len(items), str(batch["path"][-1]))
+                if cancel and cancel():
+                    out["cancelled"] = True
+                    break
     from .tokens import ParquetTokens
 
     out["model_id"] = sorted(model_ids)

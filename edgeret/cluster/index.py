@@ -22,7 +22,7 @@ from ..library import encoder_folder
 from ..settings import CLUSTER_COLLECTION, CLUSTER_WORKERS
 from . import listing
 from .collection import PhotoCollection, row
-from .runtime import MILVUS_LITE, milvus_client, ray_session
+from .runtime import MILVUS_LITE, check_resources, milvus_client, ray_session, worker_errors
 from .state import JobState
 from .workers import PROVIDERS, EncodeWorker
 
@@ -77,6 +77,7 @@ def _run(jobs, known: frozenset, coll, state, report, encoder, opts, batch_size,
     import ray.data
 
     folder, spec, encoder_id = encoder
+    check_resources(opts.workers, opts.threads, 1 if opts.device == "cuda" else 0, remote=bool(opts.ray))
     items = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns} for j in jobs]
     ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch_size))).map_batches(
         EncodeWorker, batch_size=batch_size, batch_format="numpy",
@@ -85,14 +86,15 @@ def _run(jobs, known: frozenset, coll, state, report, encoder, opts, batch_size,
         compute=ray.data.ActorPoolStrategy(size=opts.workers), num_cpus=opts.threads,
         num_gpus=1 if opts.device == "cuda" else 0)
     done, copied = 0, set()
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        copied |= _write(batch, coll, state, report, encoder_id)
-        done += len(batch["path"])
-        if progress:
-            progress(done, len(jobs), str(batch["path"][-1]))
-        if cancel and cancel():
-            report.cancelled = True
-            break
+    with worker_errors():
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            copied |= _write(batch, coll, state, report, encoder_id)
+            done += len(batch["path"])
+            if progress:
+                progress(done, len(jobs), str(batch["path"][-1]))
+            if cancel and cancel():
+                report.cancelled = True
+                break
     return copied
 
 

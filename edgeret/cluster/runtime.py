@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import LibraryError
+from ..errors import LibraryError, UsageError
 from ..settings import ENV_MILVUS_TOKEN, env
 
 LOCAL_OBJECT_STORE = 512 << 20  # a local trial cluster needs little shared memory: blocks are a batch of photos
@@ -45,6 +46,49 @@ def ray_session(address: str | None, cpus: int | None = None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def worker_errors() -> Iterator[None]:
+    """Re-raise a Ray worker's failure as the edgeret error it was (a missing model, an execution provider…)."""
+    import ray.exceptions
+
+    try:
+        yield
+    except ray.exceptions.RayError as e:
+        raise as_edgeret_error(e) from None
+
+
+def as_edgeret_error(e: Exception) -> Exception:
+    """The EdgeretError a worker raised, rebuilt from Ray's report of it; else a LibraryError with its last line."""
+    from .. import errors
+
+    text = str(getattr(e, "error_msg", "") or e)
+    found = re.findall(r"^edgeret\.errors\.(\w+): (.+)$", text, re.MULTILINE)
+    if found:
+        name, message = found[-1]
+        cls = getattr(errors, name, None)
+        if isinstance(cls, type) and issubclass(cls, errors.EdgeretError):
+            return cls(message)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return LibraryError(f"a Ray worker failed: {lines[-1] if lines else type(e).__name__}")
+
+
+def check_resources(workers: int, threads: int, gpus: int = 0, remote: bool = False) -> None:
+    """Refuse a pool the cluster cannot place (Ray would wait for it forever); a remote cluster may autoscale."""
+    import ray
+
+    have = ray.cluster_resources()
+    short = [f"{need} {kind} ({have.get(kind, 0):g} in the cluster)"
+             for kind, need in (("CPU", workers * threads), ("GPU", workers * gpus)) if need > have.get(kind, 0)]
+    if not short:
+        return
+    message = f"{workers} worker(s) of {threads} thread(s) need {' and '.join(short)}"
+    if not remote:
+        gpu_short = workers * gpus > have.get("GPU", 0)
+        hint = "use --device cpu" if gpu_short else "lower --workers/--threads or raise --cpus"
+        raise UsageError(f"{message}: {hint}")
+    log.warning("%s: waiting for the cluster to provide them", message)
 
 
 def _quiet_ray_data() -> None:

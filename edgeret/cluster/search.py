@@ -18,7 +18,7 @@ from ..library import Hit, open_encoder
 from ..query import Result, run_query
 from .collection import PhotoCollection
 from .index import ClusterOptions
-from .runtime import milvus_client, ray_session
+from .runtime import as_edgeret_error, check_resources, milvus_client, ray_session, worker_errors
 from .state import JobState
 from .workers import Scorer
 
@@ -42,7 +42,8 @@ class RayPairReranker:
 
         if isinstance(query, str):
             raise UsageError("cluster search re-ranks photo queries only")
-        shared = ray.put(ray.get(self.scorers[0].encode.remote(query)))
+        with worker_errors():
+            shared = ray.put(ray.get(self.scorers[0].encode.remote(query)))
         n = len(self.scorers)
         shares = [[(i, h, p) for i, (h, p) in enumerate(candidates) if i % n == a] for a in range(n)]
         pending = [s.score.options(num_returns="streaming").remote(shared, share)
@@ -52,7 +53,8 @@ class RayPairReranker:
                 return
             [ready], _ = ray.wait(pending, num_returns=1)
             try:
-                i, p = ray.get(next(ready))
+                with worker_errors():
+                    i, p = ray.get(next(ready))
             except StopIteration:
                 pending.remove(ready)
                 continue
@@ -71,24 +73,20 @@ def start_scorers(files: dict, tokens: str, opts: ClusterOptions) -> RayPairRera
     """`opts.workers` scorer actors of `opts.threads` CPUs each, refused unless all loaded the same model."""
     import ray
 
+    check_resources(opts.workers, opts.threads, remote=bool(opts.ray))
     actor = ray.remote(Scorer).options(num_cpus=opts.threads)
     pool = RayPairReranker([actor.remote(files, opts.threads, tokens) for _ in range(opts.workers)])
     try:
         ids = set(ray.get([s.model_id.remote() for s in pool.scorers]))
-    except ray.exceptions.RayActorError as e:
+    except ray.exceptions.RayError as e:
         pool.close()
-        raise ModelError(f"the re-rank actors could not load the re-ranker: {_cause(e)}") from None
+        raise as_edgeret_error(e) from None
     if len(ids) > 1:
         pool.close()
         raise ModelError(f"the re-rank actors loaded different model files ({', '.join(sorted(ids))}): "
                          "every node needs the same re-ranker files")
     return pool
 
-
-def _cause(e: Exception) -> str:
-    """The worker-side error behind a Ray actor failure, in one line."""
-    cause = getattr(e, "cause", None) or getattr(e, "error", None) or e
-    return str(cause).strip().splitlines()[-1]
 
 
 def search(queries: list[Path], opts: ClusterOptions, k: int = 20, encoder_spec: str | None = None,

@@ -134,3 +134,18 @@ def test_visual_tokens_and_reranked_scores_equal_the_local_reranker(built, clust
     assert [r["path"] for r in mine["results"]] == [r["path"] for r in theirs["results"]]
     for a, b in zip(mine["results"], theirs["results"], strict=True):
         assert a.keys() == b.keys() and a["final"] == pytest.approx(b["final"], abs=1e-5)
+
+
+def test_worker_and_resource_failures_are_clear_errors(built, cluster_photos, tiny_vlm, tiny_encoder, capsys,
+                                                       tmp_path):
+    opts, *_ = built
+    model, _ = tiny_vlm
+    q = str(next(cluster_photos.rglob("img003.jpg")))
+    code = main(["cluster", "search", q, "--library", str(opts.library), "--rerank", "--vlm", str(model),
+                 "--mmproj", str(tmp_path / "missing.gguf")])
+    err = capsys.readouterr().err
+    assert code == 7 and "missing.gguf" in err and "Traceback" not in err  # raised on the actors, reported here
+    code = main(["cluster", "index", q, "--library", str(tmp_path / "gpu"), "--encoder", str(tiny_encoder),
+                 "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--device cpu" in err  # no GPU in the local Ray: refused, not waited for
