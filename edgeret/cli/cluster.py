@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import settings as defaults
 from ..errors import UsageError
-from .common import add_common, add_progress, interruptible, settings, wants_progress
+from .common import add_common, add_progress, count, interruptible, settings, wants_progress
 from .library import CODECS
 
 
@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
 
     p = sub.add_parser("index", help="index photo folders or URLs into the Milvus collection")
     p.add_argument("sources", nargs="*", help="folders, files or fsspec URLs; none: the collection's sources")
-    p.add_argument("--batch-size", type=int, default=16, help="photos per encoder batch")
+    p.add_argument("--batch-size", type=count, default=defaults.BATCH_SIZE, help="photos per encoder batch")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider of each encoder")
     _common(p, progress=True)
     p.set_defaults(func=cmd_index)
@@ -34,13 +34,13 @@ def add_parser(subparsers) -> None:
     p = sub.add_parser("encode-tokens", help="store every photo's visual tokens as Parquet files")
     _mllm_args(p)
     p.add_argument("--codec", choices=CODECS, default="f16", help="token storage")
-    p.add_argument("--batch-size", type=int, default=8, help="photos per token file")
+    p.add_argument("--batch-size", type=count, default=8, help="photos per token file")
     _common(p, progress=True, encoder=False)
     p.set_defaults(func=cmd_encode_tokens)
 
     p = sub.add_parser("search", help="find photos showing the same object, first stage in Milvus")
     p.add_argument("queries", nargs="+", type=Path, help="query images, or folders of them")
-    p.add_argument("-k", type=int, default=defaults.K, help="how many results per query (and how many to re-rank)")
+    p.add_argument("-k", type=count, default=defaults.K, help="how many results per query (and how many to re-rank)")
     p.add_argument("--rerank", action="store_true", help="re-rank the top k by the MLLM on a pool of Ray actors")
     p.add_argument("--lambda", dest="lam", type=float, default=defaults.LAMBDA, help="final = λ·cosine + (1−λ)·P(same)")
     _mllm_args(p)
@@ -51,7 +51,7 @@ def add_parser(subparsers) -> None:
     p = sub.add_parser("duplicates", help="groups of near-duplicate photos in the collection")
     p.add_argument("--threshold", type=float, default=defaults.DUPLICATE_THRESHOLD,
                    help=f"cosine from which two photos group (default {defaults.DUPLICATE_THRESHOLD})")
-    p.add_argument("-k", "--neighbours", type=int, default=defaults.DUPLICATE_K,
+    p.add_argument("-k", "--neighbours", type=count, default=defaults.DUPLICATE_K,
                    help=f"neighbours examined per photo (default {defaults.DUPLICATE_K})")
     _common(p, progress=True, encoder=False)
     p.set_defaults(func=cmd_duplicates)
@@ -70,7 +70,7 @@ def _common(p: argparse.ArgumentParser, progress: bool = False, encoder: bool = 
     p.add_argument("--milvus", metavar="URI", help="Milvus URI (default: milvus-lite in the library folder)")
     p.add_argument("--collection", default=defaults.CLUSTER_COLLECTION,
                    help=f"Milvus collection (default: {defaults.CLUSTER_COLLECTION})")
-    p.add_argument("--workers", type=int, default=defaults.CLUSTER_WORKERS,
+    p.add_argument("--workers", type=count, default=defaults.CLUSTER_WORKERS,
                    help=f"actors in the pool (default {defaults.CLUSTER_WORKERS})")
     p.add_argument("--tokens", metavar="DIR|URL", help="visual-token folder every worker can read "
                    "(default: tokens/ in the library folder)")
@@ -89,8 +89,6 @@ def _options(args: argparse.Namespace):
     require(local_milvus=args.milvus is None)
     from ..cluster.index import ClusterOptions
 
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
     s = settings(args)
     return s, ClusterOptions(library=s.library, collection=args.collection, ray=args.ray, milvus=args.milvus,
                              cpus=args.cpus, workers=args.workers, threads=args.threads or 1,
@@ -162,7 +160,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with interruptible(wants_progress(args)) as (bar, _):
         groups = find_duplicates(opts, args.threshold, args.neighbours, progress=bar)
-    photos = _count(opts)
+    photos = _photo_count(opts)
     seconds = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"threshold": args.threshold, "photos": photos, "seconds": round(seconds, 3),
@@ -174,7 +172,7 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(opts) -> int:
+def _photo_count(opts) -> int:
     from ..cluster.collection import PhotoCollection
     from ..cluster.runtime import milvus_client
 
