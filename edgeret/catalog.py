@@ -5,19 +5,20 @@ It is the library's source of truth; the search index is rebuilt from its vector
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .errors import LibraryError
 from .fsnames import from_sql, prefix_bytes, to_sql
 
-SCHEMA_VERSION = 1
 VECTOR_DTYPE = np.float16  # half the space of float32; cosine rankings are unchanged at photo-library scale
 
 _SCHEMA = """
@@ -39,6 +40,30 @@ CREATE TABLE IF NOT EXISTS images (
 );
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
 """
+
+
+def add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+    """ALTER TABLE … ADD COLUMN, skipped when the column exists (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+    if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+
+def run_script(db: sqlite3.Connection, sql: str) -> None:
+    """Each `;`-separated statement of `sql` inside the caller's transaction (so: no triggers with inner `;`)."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+# The catalog's schema history. MIGRATIONS[i] brings a catalog from schema version i to i + 1, inside one
+# transaction that also records the new version. Every step must be idempotent (IF NOT EXISTS, add_column), so a
+# catalog created by any release, or a step that two processes race to apply, ends the same. Append new steps at
+# the end; never change one that has shipped.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    lambda db: run_script(db, _SCHEMA),  # 1: photos, roots, meta: the first release
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
 # Paths that are not valid UTF-8 are BLOBs (fsnames.to_sql); as bytes, every path sorts the way TEXT alone would.
 _BY_PATH = " ORDER BY CAST(path AS BLOB)"
 
@@ -64,6 +89,24 @@ def _readonly_uri(path: Path) -> str:
     return uri + "&immutable=1" if not os.access(path.parent, os.W_OK) else uri
 
 
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    """Apply MIGRATIONS[version:], each step in its own transaction that also records the version it reached."""
+    for step in range(version, SCHEMA_VERSION):
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time; a process that raced us re-applies idempotently
+        try:
+            MIGRATIONS[step](db)
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(step + 1),))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
 def content_hash(path: Path, size: int) -> str:
     """Hash of the size, the first MiB and the last KiB: cheap, and enough to recognise a moved photo."""
     h = hashlib.blake2b(digest_size=16)
@@ -87,13 +130,47 @@ class Catalog:
             self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")  # with WAL: survives a killed process, each commit atomic
-            self.db.executescript(_SCHEMA)
-            if self.get_meta("schema_version") is None:
-                self.set_meta("schema_version", str(SCHEMA_VERSION))
         self.db.execute("PRAGMA busy_timeout=5000")
+        self._check_schema(readonly)
 
     def close(self) -> None:
         self.db.close()
+
+    # schema ---------------------------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The version this catalog's schema is at (0: empty, or older than versioning)."""
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+            return 0
+        return int(self.get_meta("schema_version") or 0)
+
+    def _check_schema(self, readonly: bool) -> None:
+        """Refuse a catalog from a newer edgeret; bring an older one up to date, or refuse it where it cannot be."""
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise LibraryError(
+                f"the library {self.path.parent} was written by a newer edgeret (catalog schema {version}; this "
+                f"edgeret reads up to {SCHEMA_VERSION}): upgrade edgeret to open it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if not readonly:
+            _migrate(self.db, version)
+            return
+        # a reader upgrades through its own short write, where the library can be written; then reads as before
+        self.db.close()
+        try:
+            if not _writable(self.path):
+                raise sqlite3.OperationalError("read-only")
+            with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as db:
+                _migrate(db, version)
+        except sqlite3.OperationalError:
+            raise LibraryError(
+                f"the library {self.path.parent} needs upgrading (catalog schema {version} → {SCHEMA_VERSION}) and "
+                "cannot be written here: open it once with write access, e.g. with `edgeret index`"
+            ) from None
+        self.db = sqlite3.connect(_readonly_uri(self.path), uri=True, check_same_thread=False)
+        self.db.execute("PRAGMA busy_timeout=5000")
 
     # meta -----------------------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
