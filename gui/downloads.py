@@ -78,10 +78,11 @@ def outcome(error: BaseException, names: list[str]) -> Outcome:
             f"No network connection: nothing answered at {host(error.url)}. On a computer with internet, download "
             "the files listed under Details, copy them to this one (a USB stick will do), then choose "
             "“Import files…” and pick the folder holding them.",
-            files_to_copy(names) + f"\n\n{error}", offline=True)
+            files_to_copy(names) + f"\n\n{for_desktop(str(error))}", offline=True)
     if isinstance(error, NetworkError):
         return Outcome(
             f"The download of {error.model} stopped: the connection was cut or stalled. {size(kept)} are kept: "
-            "“Resume download” continues from there.", str(error), resumable=True)
+            "“Resume download” continues from there.", for_desktop(str(error)), resumable=True)
     return Outcome(f"The download did not work: {for_desktop(str(error))} Try again later, or import the files "
-                   "copied from another computer (“Import files…”).", str(error) + "\n\n" + files_to_copy(names))
+                   "copied from another computer (“Import files…”).",
+                   for_desktop(str(error)) + "\n\n" + files_to_copy(names))

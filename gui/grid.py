@@ -65,6 +65,7 @@ class TileDelegate(QStyledItemDelegate):
         if verdict is not None and lines:
             self._badge(painter, QRect(r.x() + 3, y - LINE_H, r.width() - 6, LINE_H - 1), verdict)
         if option.state & QStyle.StateFlag.State_HasFocus:
+            painter.setBrush(Qt.BrushStyle.NoBrush)  # the badge left its fill on the painter
             painter.setPen(pal.highlight().color())
             painter.drawRect(r.adjusted(0, 0, -1, -1))
         painter.restore()
@@ -189,11 +190,25 @@ class PhotoGrid(QListView):
         if self.boundary is None or self.model() is None or self.model().rowCount() == 0:
             return
         painter = QPainter(self.viewport())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(QPen(BOUNDARY, 3))
-        for a, b in self.boundary_path():
+        segments = self.boundary_path()
+        for a, b in segments:
             painter.drawLine(a, b)
-        painter.drawText(self._label_pos(), "matches end here" if self.boundary else "no match found")
+        self._label(painter, segments, "matches end here" if self.boundary else "no match found")
         painter.end()
+
+    def _label(self, painter, segments, text: str) -> None:
+        """A small pill on the line naming it: on the step when there is one, else at the line's right end."""
+        fm = painter.fontMetrics()
+        w, h = fm.horizontalAdvance(text) + 14, fm.height() + 4
+        a, b = segments[1] if len(segments) == 3 else segments[-1]
+        cx, cy = ((a.x() + b.x()) // 2, (a.y() + b.y()) // 2) if len(segments) == 3 else (b.x() - w // 2 - 8, a.y())
+        pill = QRect(cx - w // 2, cy - h // 2, w, h)
+        painter.setBrush(self.palette().base())
+        painter.drawRoundedRect(pill, h // 2, h // 2)
+        painter.setPen(BOUNDARY)
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
 
     def boundary_path(self) -> list[tuple[QPoint, QPoint]]:
         """Segments (viewport coordinates) of the stepped line between the matches and the rest."""
@@ -208,8 +223,3 @@ class PhotoGrid(QListView):
             return [(QPoint(0, top), QPoint(width, top))]
         return [(QPoint(0, bottom), QPoint(x, bottom)), (QPoint(x, bottom), QPoint(x, top)),
                 (QPoint(x, top), QPoint(width, top))]
-
-    def _label_pos(self) -> QPoint:
-        segs = self.boundary_path()
-        a, b = segs[-1]
-        return QPoint(max(a.x(), b.x()) - self.fontMetrics().horizontalAdvance("matches end here") - 6, a.y() - 4)

@@ -200,7 +200,7 @@ class MainWindow(QMainWindow):
         side.setWidgetResizable(True)
         side.setFrameShape(QFrame.Shape.NoFrame)
         side.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        side.setMinimumWidth(250)
+        side.setMinimumWidth(230)
         side.setMaximumWidth(380)
         return side
 
@@ -273,7 +273,7 @@ class MainWindow(QMainWindow):
     def error(self, message: str, details: str = "") -> None:
         """Something went wrong: a wrapped message bar (the full text under Details, and in the log)."""
         plain = for_desktop(message)
-        self.message.show_message(plain, "error", details or (message if plain != message else ""))
+        self.message.show_message(plain, "error", for_desktop(details) if details else "")
         self.log_book.add(f"error: {message}")
 
     _error = error  # the name the watcher and tasks were wired to
@@ -344,8 +344,9 @@ class MainWindow(QMainWindow):
         ok, reason, model = info["text"]
         self.query_pane.set_text_available(ok, reason, can_get=model is not None)
         self._text_model = model
-        self.say(f"{info['indexed']:,} photos · {len(info['failures'])} could not be read · library "
-                 f"{self.library_path}")
+        failed = f" · {len(info['failures'])} could not be read" if info["failures"] else ""
+        self.say(f"{info['indexed']:,} photos{failed} · library {display(str(self.library_path))}"
+                 if info["indexed"] else "No photos in the library yet")
 
     def _show_first_start(self, info: dict) -> None:
         """The welcome page while the library is empty; remembered folders are indexed once the encoder is there."""

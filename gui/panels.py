@@ -35,6 +35,7 @@ from edgeret.verdicts import Thresholds
 
 from .downloads import PURPOSE, outcome
 from .messages import StatusLine, WrapLabel
+from .wording import for_desktop
 from .wording import size as _size
 from .workers import ModelWorker, QuerySettings
 
@@ -465,6 +466,7 @@ class ModelPanel(QFrame):
             self.hide()
 
     def _set_details(self, text: str) -> None:
+        text = for_desktop(text) if text else ""  # the library's full text (with its CLI hints) is in the log
         self.details_text.setText(text)
         self.details.setVisible(bool(text))
         self.details.setChecked(False)

@@ -62,7 +62,8 @@ class ResultsTab(QWidget):
         self.query_source = None  # path, image bytes, or None (a text query)
         self.query_caption: str | None = None
         self.box = None
-        self._shown: tuple | None = None  # (request id, candidate path, with matches) of the pair in view
+        self._shown: tuple | None = None  # (request id, candidate path, with matches, ...) asked for last
+        self.shown_path: str | None = None  # the result whose pair the compare view shows
         self.grid.selectionModel().currentChanged.connect(lambda *_: self.show_current())
         self.loader.signals.done.connect(self._pair_loaded)
         self.loader.signals.failed.connect(self._pair_failed)
@@ -71,7 +72,7 @@ class ResultsTab(QWidget):
         """A new query: `source` is a path or image bytes for a photo query, None for a text query; `box` the
         searched region of the photo."""
         self.query_source, self.query_caption, self.box = source, caption, box
-        self._shown = None
+        self._shown = self.shown_path = None
         self.compare.clear("Searching…")
 
     def wants_matches(self) -> bool:
@@ -105,6 +106,7 @@ class ResultsTab(QWidget):
         if self._shown is None or rid != self._shown[0]:
             return  # an older request: the user has moved on
         self.compare.show_pair(pair, self.wants_matches(), self.query_caption)
+        self.shown_path = self._shown[1]
         idx = self.grid.currentIndex()
         if idx.isValid():
             self._update_verdict(idx.row())
