@@ -120,6 +120,7 @@ class SvReranker:
     ) -> Iterator[tuple[int, float]]:
         """Yield (index, P) per candidate in order; a candidate that cannot be decoded yields NaN.
 
+        `query` is a photo or a box.RegionQuery (then only its region's features are matched).
         `on_encoded` is accepted for the protocol but never called: local features are not visual tokens.
         """
         if isinstance(query, str):
