@@ -114,17 +114,14 @@ def _parse_model(name: str, raw: dict) -> ModelInfo:
 
 
 def _registry_text(path: Path | None) -> tuple[str, str]:
-    """Find the registry: explicit path, EDGERET_REGISTRY, packaged copy, then the source checkout."""
+    """Find the registry: explicit path, EDGERET_REGISTRY, else the one shipped in this package."""
     if path is None:
         path = registry_override()
     if path is not None:
         return Path(path).read_text("utf-8"), str(path)
-    packaged = resources.files("edgeret").joinpath("registry.toml")
+    packaged = resources.files(__package__).joinpath("registry.toml")
     if packaged.is_file():
         return packaged.read_text("utf-8"), str(packaged)
-    source = Path(__file__).resolve().parents[2] / "models" / "registry.toml"
-    if source.is_file():
-        return source.read_text("utf-8"), str(source)
     raise ModelError("The model registry (registry.toml) is missing from this installation; reinstall edgeret")
 
 

@@ -152,6 +152,19 @@ def test_list_models_reports_install_state(source, reg):
 # ------------------------------------------------------------------------------------------ shipped registry
 
 
+def test_the_registry_is_one_real_package_file():
+    """Not a symlink (checkouts without symlink support broke it): the package's own file, what wheels ship."""
+    from importlib import resources
+
+    shipped = Path(str(resources.files("edgeret.models").joinpath("registry.toml")))
+    assert shipped.is_file() and not shipped.is_symlink()
+    assert models.load_registry()  # read from there when EDGERET_REGISTRY is unset
+    tracked = subprocess.run(["git", "ls-files", "-s", "edgeret/models/registry.toml"], cwd=ROOT, capture_output=True,
+                             text=True)
+    if tracked.returncode == 0 and tracked.stdout:
+        assert tracked.stdout.startswith("100644 "), tracked.stdout  # 120000 would be a symlink
+
+
 def test_shipped_registry_is_complete_and_well_formed():
     reg = models.load_registry()
     for name in ("clip-vit-b32", "clip-vit-b32-text", "smolvlm-256m", "smolvlm-500m"):
