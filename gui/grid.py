@@ -195,15 +195,16 @@ class PhotoGrid(QListView):
         segments = self.boundary_path()
         for a, b in segments:
             painter.drawLine(a, b)
-        self._label(painter, segments, "matches end here" if self.boundary else "no match found")
+        if len(segments) == 1:  # a straight line has room for its name at the right; a stepped one speaks for itself
+            self._label(painter, segments, "matches end here" if self.boundary else "no match found")
         painter.end()
 
     def _label(self, painter, segments, text: str) -> None:
-        """A small pill on the line naming it: on the step when there is one, else at the line's right end."""
+        """A small pill at the line's right end naming it."""
         fm = painter.fontMetrics()
         w, h = fm.horizontalAdvance(text) + 14, fm.height() + 4
-        a, b = segments[1] if len(segments) == 3 else segments[-1]
-        cx, cy = ((a.x() + b.x()) // 2, (a.y() + b.y()) // 2) if len(segments) == 3 else (b.x() - w // 2 - 8, a.y())
+        a, b = segments[-1]
+        cx, cy = b.x() - w // 2 - 8, max(a.y(), h // 2 + 1)
         pill = QRect(cx - w // 2, cy - h // 2, w, h)
         painter.setBrush(self.palette().base())
         painter.drawRoundedRect(pill, h // 2, h // 2)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -193,8 +194,9 @@ class MainWindow(QMainWindow):
         body = QWidget()
         sl = QVBoxLayout(body)
         for w in (folders, self.index_panel, self.settings_panel):
+            w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # the stretch takes the rest
             sl.addWidget(w)
-        sl.addStretch()
+        sl.addStretch(1)
         side = QScrollArea()
         side.setWidget(body)
         side.setWidgetResizable(True)
@@ -566,7 +568,8 @@ class MainWindow(QMainWindow):
             self.results.show_current()
         same = sum(self.result_model.verdict(r) is Verdict.SAME for r in range(n))
         text = {"first stage": f"{n} results, ranked by similarity (not checked)",
-                "re-ranked": f"{n} results checked: {same} called Same object",
+                "re-ranked": f"{n} results checked: {same} called Same object" +
+                              (" (the green line marks where matches end)" if same else ""),
                 "stopped": "stopped: the results so far stay"}[state]
         self.query_pane.finished(text)
 

@@ -50,8 +50,12 @@ class WelcomePage(QScrollArea):
         self.worker: ModelWorker | None = None
         self._names: list[str] = []
         self.names = default_names()
+        outer = QWidget()
+        self.setWidget(outer)
+        centre = QHBoxLayout(outer)  # a readable column, centred on wide screens
         body = QWidget()
-        self.setWidget(body)
+        body.setMaximumWidth(920)
+        centre.addWidget(body, 1)
         lay = QVBoxLayout(body)
         lay.setContentsMargins(24, 16, 24, 16)
         title = QLabel("Find the same object across your photos")

@@ -39,7 +39,7 @@ def judged_pairs(lib: Library, gt_path: Path, k: int, threads: int) -> list[tupl
     pairs = []
     for q in gt.queries():
         qpath = paths[q.path]
-        key = lib.catalog.id_for_path(qpath)
+        key = lib.key_for_path(qpath)
         hits = lib.search_vectors(lib.vector_of(key), k, exclude_keys=[key])[0]
         positives = {paths[p] for p in q.positives}
         image = decode(qpath)
