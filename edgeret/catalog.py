@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import LibraryError
 from .fsnames import from_sql, prefix_bytes, to_sql
+from .regions import region_keys
 
 VECTOR_DTYPE = np.float16  # half the space of float32; cosine rankings are unchanged at photo-library scale
 
@@ -40,6 +41,10 @@ CREATE TABLE IF NOT EXISTS images (
 );
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
 """
+_REGIONS = "CREATE TABLE IF NOT EXISTS regions (image_id INTEGER PRIMARY KEY, vectors BLOB NOT NULL)"
+# regions: one row per photo with region vectors, their f16 rows stacked in one BLOB (edgeret/regions.py); a row
+# counts only while its photo is 'ok' with a vector, so a photo that fails or goes pending needs no cascade to hide it.
+_ORPHANS = "DELETE FROM regions WHERE image_id NOT IN (SELECT id FROM images WHERE vector IS NOT NULL)"
 
 
 def add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:
@@ -61,6 +66,7 @@ def run_script(db: sqlite3.Connection, sql: str) -> None:
 # the end; never change one that has shipped.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: run_script(db, _SCHEMA),  # 1: photos, roots, meta: the first release
+    lambda db: run_script(db, _REGIONS),  # 2: region vectors (issue 11)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -203,6 +209,7 @@ class Catalog:
                 "DELETE FROM images WHERE substr(CAST(path AS BLOB), 1, ?) = ?", (len(prefix), prefix)
             )
             if cur.rowcount:
+                self.db.execute(_ORPHANS)
                 self._bump_version()
         return cur.rowcount
 
@@ -214,8 +221,9 @@ class Catalog:
     def write_batch(self, ok: list[tuple], failed: list[tuple], moved: list[tuple] = ()) -> None:
         """Apply one batch of indexing results in a single transaction.
 
-        ok: (path, size, mtime_ns, hash, width, height, vector); failed: (path, size, mtime_ns, reason);
-        moved: (old_path, new_path, size, mtime_ns) for files found again under a new name.
+        ok: (path, size, mtime_ns, hash, width, height, vector[, regions]) where regions is an (R, d) matrix of region
+        vectors or None; failed: (path, size, mtime_ns, reason); moved: (old_path, new_path, size, mtime_ns) for files
+        found again under a new name (they keep their row, so their regions too).
         """
         if any(not np.isfinite(row[-1]).all() for row in ok):
             raise ValueError("refusing to store a vector that is not finite")  # the indexer never hands one over
@@ -232,8 +240,9 @@ class Catalog:
                    ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
                    hash=excluded.hash, status='ok', reason=NULL, width=excluded.width, height=excluded.height,
                    vector=excluded.vector, vec_version=excluded.vec_version, indexed_at=excluded.indexed_at""",
-                [(to_sql(p), s, m, h, w, ht, _blob(v), version, now) for p, s, m, h, w, ht, v in ok],
+                [(to_sql(p), s, m, h, w, ht, _blob(v), version, now) for p, s, m, h, w, ht, v, *_ in ok],
             )
+            self._write_regions(ok)
             self.db.executemany(
                 """INSERT INTO images(path, size, mtime_ns, status, reason, indexed_at)
                    VALUES (?, ?, ?, 'failed', ?, ?)
@@ -241,14 +250,26 @@ class Catalog:
                    status='failed', reason=excluded.reason, vector=NULL, indexed_at=excluded.indexed_at""",
                 [(to_sql(p), s, m, r, now) for p, s, m, r in failed],
             )
+            if failed:
+                self.db.execute(_ORPHANS)
             if ok or moved or failed:  # a failed re-read may have replaced a row that had a vector
                 self._bump_version()
+
+    def _write_regions(self, ok: list[tuple]) -> None:
+        self.db.executemany(
+            "DELETE FROM regions WHERE image_id = (SELECT id FROM images WHERE path=?)", [(to_sql(r[0]),) for r in ok]
+        )
+        self.db.executemany(
+            "INSERT INTO regions(image_id, vectors) SELECT id, ? FROM images WHERE path=?",
+            [(_blob(r[7]), to_sql(r[0])) for r in ok if len(r) > 7 and r[7] is not None and len(r[7])],
+        )
 
     def delete_paths(self, paths: Iterable[str]) -> int:
         paths = list(paths)
         with self.db:
             self.db.executemany("DELETE FROM images WHERE path=?", [(to_sql(p),) for p in paths])
             if paths:
+                self.db.execute(_ORPHANS)
                 self._bump_version()
         return len(paths)
 
@@ -256,6 +277,7 @@ class Catalog:
         """Drop every vector so the next run re-encodes each photo (a new encoder); row ids are kept."""
         with self.db:
             self.db.execute("UPDATE images SET status='pending', vector=NULL, reason=NULL")
+            self.db.execute("DELETE FROM regions")
             self._bump_version()
 
     def _bump_version(self) -> None:
@@ -264,13 +286,17 @@ class Catalog:
             "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
         )
 
-    def vector_by_hash(self, digest: str) -> tuple[np.ndarray, int, int] | None:
-        """(vector, width, height) of an encoded photo with this content hash, if there is one."""
+    def vector_by_hash(self, digest: str) -> tuple[np.ndarray, int, int, np.ndarray | None] | None:
+        """(vector, width, height, region vectors or None) of an encoded photo with this content hash, if any."""
         row = self.db.execute(
-            "SELECT vector, width, height FROM images WHERE hash=? AND status='ok' AND vector IS NOT NULL LIMIT 1",
+            "SELECT i.vector, i.width, i.height, r.vectors FROM images i LEFT JOIN regions r ON r.image_id = i.id "
+            "WHERE i.hash=? AND i.status='ok' AND i.vector IS NOT NULL LIMIT 1",
             (digest,),
         ).fetchone()
-        return (_unblob(row[0]), row[1], row[2]) if row else None
+        if not row:
+            return None
+        vector = _unblob(row[0])
+        return vector, row[1], row[2], None if row[3] is None else _unblob(row[3]).reshape(-1, len(vector))
 
     def hashes(self) -> set[str]:
         cur = self.db.execute("SELECT hash FROM images WHERE status='ok' AND hash IS NOT NULL")
@@ -278,6 +304,61 @@ class Catalog:
 
     def vector_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM images WHERE status='ok' AND vector IS NOT NULL").fetchone()[0]
+
+    def region_count(self) -> int:
+        """How many region vectors the encoded photos have (both sides are f16 rows of one width)."""
+        row = self.db.execute(
+            "SELECT SUM(LENGTH(r.vectors) / LENGTH(i.vector)) FROM regions r JOIN images i ON i.id = r.image_id "
+            "WHERE i.status='ok' AND i.vector IS NOT NULL"
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def region_vectors(self, since_version: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """(region keys, float32 matrix) of the region vectors of photos written after `since_version`."""
+        cur = self.db.execute(
+            "SELECT i.id, r.vectors FROM regions r JOIN images i ON i.id = r.image_id "
+            "WHERE i.status='ok' AND i.vector IS NOT NULL AND i.vec_version > ? ORDER BY i.id",
+            (since_version,),
+        )
+        keys, mats = [], []
+        for photo, blob in cur:
+            mats.append(np.frombuffer(blob, VECTOR_DTYPE))
+            keys.append(photo)
+        if not keys:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        dim = self._dim()
+        mats = [m.reshape(-1, dim) for m in mats]
+        key_arr = np.concatenate([region_keys(p, len(m)) for p, m in zip(keys, mats, strict=True)])
+        return key_arr, np.concatenate(mats).astype(np.float32)
+
+    def index_vectors(self, since_version: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """Every vector the search index holds (photos' own, then their regions) written after `since_version`."""
+        ids, mat = self.vectors(since_version)
+        rkeys, rmat = self.region_vectors(since_version)
+        if not len(rkeys):
+            return ids, mat
+        return np.concatenate([ids, rkeys]), np.concatenate([mat, rmat]) if len(ids) else rmat
+
+    def index_keys(self) -> np.ndarray:
+        """The keys of every vector the search index should hold right now."""
+        cur = self.db.execute(
+            "SELECT i.id, LENGTH(r.vectors) / LENGTH(i.vector) FROM regions r JOIN images i ON i.id = r.image_id "
+            "WHERE i.status='ok' AND i.vector IS NOT NULL"
+        )
+        parts = [self.ids(), *(region_keys(p, n) for p, n in cur)]
+        return np.concatenate(parts)
+
+    def regions_of(self, key: int) -> np.ndarray | None:
+        row = self.db.execute(
+            "SELECT r.vectors, LENGTH(i.vector) FROM regions r JOIN images i ON i.id = r.image_id "
+            "WHERE r.image_id=? AND i.vector IS NOT NULL",
+            (key,),
+        ).fetchone()
+        return _unblob(row[0]).reshape(-1, row[1] // np.dtype(VECTOR_DTYPE).itemsize) if row else None
+
+    def _dim(self) -> int:
+        row = self.db.execute("SELECT LENGTH(vector) FROM images WHERE vector IS NOT NULL LIMIT 1").fetchone()
+        return row[0] // np.dtype(VECTOR_DTYPE).itemsize if row else 0
 
     def ids(self) -> np.ndarray:
         cur = self.db.execute("SELECT id FROM images WHERE status='ok' AND vector IS NOT NULL ORDER BY id")

@@ -253,9 +253,10 @@ def find_duplicates(
 
 
 def _usearch_for(library, keys: np.ndarray, matrix: np.ndarray):
-    """The library's HNSW index when it has one; a throwaway one above EXACT_KNN_BELOW; else None (exact k-NN)."""
+    """The library's HNSW index when it has one of photo vectors only; a throwaway one above EXACT_KNN_BELOW; else
+    None (exact k-NN). Duplicates compare whole photos: an index that also holds region vectors is not reused."""
     index = library.refresh_index()
-    if index.kind == "hnsw":
+    if index.kind == "hnsw" and len(index) == len(keys):
         return index.index
     if len(keys) < EXACT_KNN_BELOW:
         return None

@@ -253,7 +253,8 @@ def evaluate(
     if k < 1:
         raise EdgeretError(f"k must be at least 1, got {k}")
     spelling = library_paths(library, gt)
-    depth = len(library.refresh_index())
+    library.refresh_index()
+    depth = library.photo_count()  # rank every photo (the index may hold several vectors per photo)
     report = EvalReport(k, lam, reranker.name if reranker else None, depth, encoder=encoder.spec,
                         ground_truth=gt.source, query_boxes=query_boxes)
     queries = []
@@ -285,7 +286,7 @@ def evaluate(
 def _run_one(library, encoder, q: Query, depth, reranker, k, lam, cancel, report: EvalReport) -> QueryResult:
     t0 = time.perf_counter()
     # Decoded as `edgeret search` does, so first-stage figures do not depend on whether a re-ranker runs.
-    image = decode(q.path, min_side=None if q.box else encoder.preprocess.min_decode_side)
+    image = decode(q.path, min_side=None if q.box else library.decode_side(encoder))
     region, rerank_query, _ = boxed_query(image, q.box)
     hits = [h for h in library.search_images([region], encoder, depth)[0] if h.path != q.path]
     first = [h.path for h in hits]

@@ -20,6 +20,8 @@ from .catalog import Catalog, content_hash
 from .decode import decode
 from .encoders import ImageEncoder
 from .errors import DecodeError, EncoderFailed
+from .regions import OFF, RegionSpec, decode_side, encode_groups
+from .regions import tensors as region_tensors
 from .scan import scan
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class _Result:
     job: _Job
     hash: str | None = None
     tensor: np.ndarray | None = None
+    crops: list[np.ndarray] = field(default_factory=list)  # region crops, preprocessed (regions on)
     width: int = 0
     height: int = 0
     reason: str | None = None
@@ -114,8 +117,12 @@ def run(
     workers: int = 2,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
+    regions: RegionSpec = OFF,
 ) -> IndexReport:
-    """Index `roots` into `catalog`; returns what changed. Cancelling keeps what was committed."""
+    """Index `roots` into `catalog`; returns what changed. Cancelling keeps what was committed.
+
+    With `regions` on, each photo's crops are prepared on the decode threads and encoded with it.
+    """
     t0 = time.perf_counter()
     cancel = cancel or (lambda: False)
     known = catalog.rows()
@@ -129,7 +136,7 @@ def run(
     pre = encoder.preprocess
 
     def work(job: _Job) -> _Result:
-        return _decode_job(job, pre, known_hashes)
+        return _decode_job(job, pre, known_hashes, regions)
 
     batch: list[_Result] = []
     for done, res in enumerate(_prefetch(work, jobs, workers), 1):
@@ -137,27 +144,28 @@ def run(
         if progress:
             progress(done, len(jobs), res.job.path)
         if len(batch) >= batch_size:
-            _commit(catalog, encoder, batch, gone_by_hash, gone, report)
+            _commit(catalog, encoder, batch, gone_by_hash, gone, report, regions)
             batch = []
         if cancel():
             report.cancelled = True
             break
-    _commit(catalog, encoder, batch, gone_by_hash, gone, report)
+    _commit(catalog, encoder, batch, gone_by_hash, gone, report, regions)
     if not report.cancelled:
         report.removed = catalog.delete_paths(sorted(gone))
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _decode_job(job: _Job, pre, known_hashes: set[str]) -> _Result:
+def _decode_job(job: _Job, pre, known_hashes: set[str], regions: RegionSpec = OFF) -> _Result:
     res = _Result(job)
     try:
         res.hash = content_hash(Path(job.path), job.size)
         if res.hash in known_hashes:
             return res  # same content as a photo already encoded: its vector is reused, no decode needed
-        image = decode(job.path, min_side=pre.min_decode_side)
+        image = decode(job.path, min_side=decode_side(regions, pre))
         res.width, res.height = image.info.get("source_size", image.size)
         res.tensor = pre(image)
+        res.crops = region_tensors(regions, image, pre)
     except DecodeError as e:
         res.reason = str(e)
     except OSError as e:
@@ -168,17 +176,20 @@ def _decode_job(job: _Job, pre, known_hashes: set[str]) -> _Result:
     return res
 
 
-def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str], report: IndexReport) -> None:
+def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str], report: IndexReport,
+            regions: RegionSpec = OFF) -> None:
     if not batch:
         return
     ok, failed, moved = [], [], []
     for i, r in enumerate(batch):
         if r.tensor is None and r.reason is None and catalog.vector_by_hash(r.hash) is None:
-            batch[i] = _decode_job(r.job, encoder.preprocess, set())  # its twin changed meanwhile: decode it after all
+            # its twin changed meanwhile: decode it after all
+            batch[i] = _decode_job(r.job, encoder.preprocess, set(), regions)
     to_encode = [r for r in batch if r.tensor is not None]
-    for r, v in zip(to_encode, _encode(encoder, to_encode), strict=True):
-        if v is not None:
-            ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, r.width, r.height, v))
+    for r, vs in zip(to_encode, _encode(encoder, to_encode), strict=True):
+        if vs is not None:
+            ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, r.width, r.height, vs[0],
+                       vs[1:] if len(vs) > 1 else None))
     for r in batch:
         if r.reason is not None:
             failed.append((r.job.path, r.job.size, r.job.mtime_ns, r.reason))
@@ -190,14 +201,15 @@ def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str]
                 moved.append((old, r.job.path, r.job.size, r.job.mtime_ns))
                 report.moved += 1
             else:
-                v, w, h = catalog.vector_by_hash(r.hash)
-                ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, w, h, v))
+                v, w, h, crops = catalog.vector_by_hash(r.hash)
+                ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, w, h, v, crops))
     catalog.write_batch(ok, failed, moved)
     report.indexed += len(ok)
 
 
 def _encode(encoder, results: list[_Result]) -> list[np.ndarray | None]:
-    """Vectors of `results`; a photo the encoder fails on, or gets a NaN/inf vector for, gets a reason instead.
+    """Per result its vectors (own first, then its crops'); a photo the encoder fails on, or gets a NaN/inf vector
+    for, gets a reason instead.
 
     A failed batch is retried photo by photo; when every photo fails the encoder itself is broken, and the run
     stops with its message (recording good photos as failed would keep them out until they change).
@@ -205,12 +217,12 @@ def _encode(encoder, results: list[_Result]) -> list[np.ndarray | None]:
     if not results:
         return []
     try:
-        vectors: list[np.ndarray | None] = list(encoder.encode([r.tensor for r in results]))
+        vectors: list[np.ndarray | None] = list(encode_groups(encoder, [(r.tensor, *r.crops) for r in results]))
     except EncoderFailed:
         vectors = []
         for r in results:
             try:
-                vectors.append(encoder.encode([r.tensor])[0])
+                vectors.append(encode_groups(encoder, [(r.tensor, *r.crops)])[0])
             except EncoderFailed as e:
                 r.reason, error = str(e), e
                 vectors.append(None)

@@ -12,7 +12,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from PIL import Image
 
-from . import indexer
+from . import indexer, regions
 from .catalog import Catalog
 from .encoders import ImageEncoder
 from .errors import EncoderMismatch, LibraryBusy, LibraryError, ModelError, UsageError
@@ -101,6 +101,33 @@ class Library:
                 f"{encoder.name}` or use the library's own encoder"
             )
 
+    # regions --------------------------------------------------------------------------------------------------
+    @property
+    def regions(self) -> regions.RegionSpec:
+        """The library's regional-vector setting (libraries from before regions existed: off)."""
+        return regions.resolve(self.catalog.get_meta("regions") or "off")
+
+    def _choose_regions(self, name: str | None, encoder: ImageEncoder, reindex: bool) -> regions.RegionSpec:
+        """`name`, else the library's own setting, else the encoder kind's default; a change needs a re-index."""
+        has_vectors = bool(self.catalog.vector_count())
+        stored = self.catalog.get_meta("regions_id")
+        if name is None:
+            if stored is not None:
+                return self.regions
+            # a library from before regions existed keeps its plain vectors until it is re-indexed
+            return regions.OFF if has_vectors and not reindex else regions.default_for(encoder.preprocess)
+        spec = regions.resolve(name)
+        if has_vectors and not reindex and spec.id != (stored or regions.OFF.id):
+            raise LibraryError(
+                f"this library was indexed with --regions {self.regions.name}; changing it to {spec.name} means "
+                f"re-encoding every photo: `edgeret index --reindex --regions {spec.name}`"
+            )
+        return spec
+
+    def decode_side(self, encoder: ImageEncoder) -> int:
+        """How large a query must be decoded for this library's encoder and its crops."""
+        return regions.decode_side(self.regions, encoder.preprocess)
+
     # indexing -------------------------------------------------------------------------------------------------
     def roots(self) -> list[Path]:
         return self.catalog.roots()
@@ -123,26 +150,35 @@ class Library:
         encoder_spec: str | None = None,
         *,
         reindex: bool = False,
+        regions: str | None = None,
         threads: int = 2,
         batch_size: int = 16,
         progress: indexer.Progress | None = None,
         cancel: Callable[[], bool] | None = None,
     ) -> indexer.IndexReport:
-        """Add `roots` (if any) and bring the catalog in step with every root; new or changed photos are encoded."""
+        """Add `roots` (if any) and bring the catalog in step with every root; new or changed photos are encoded.
+
+        `regions` names the regional-vector setting (edgeret.regions.SETTINGS); None keeps the library's own, or
+        picks the encoder kind's default for a new library. Changing it needs `reindex`.
+        """
         self._require_writable()
         roots = [Path(r).expanduser().resolve() for r in roots]
         for r in roots:
             if not r.exists():
                 raise LibraryError(f"{r} does not exist")
         encoder = encoder or self._open_encoder(encoder_spec, threads)
+        spec = self._choose_regions(regions, encoder, reindex)
         if reindex:
             self.catalog.mark_all_pending()
         self.check_encoder(encoder)
         self.catalog.set_meta("encoder_id", encoder.id)
         self.catalog.set_meta("encoder_spec", encoder.spec)
+        self.catalog.set_meta("regions", spec.name)
+        self.catalog.set_meta("regions_id", spec.id)
         self.catalog.add_roots(roots)
         report = indexer.run(
-            self.catalog, encoder, self.catalog.roots(), batch_size, indexer.default_workers(threads), progress, cancel
+            self.catalog, encoder, self.catalog.roots(), batch_size, indexer.default_workers(threads), progress, cancel,
+            regions=spec,
         )
         self.refresh_index()
         return report
@@ -162,6 +198,18 @@ class Library:
     def path_for_key(self, key: int) -> str | None:
         """The path of the library photo `key`, or None if there is none."""
         return self.catalog.paths_for([key]).get(key)
+
+    def vectors_of(self, key: int) -> np.ndarray | None:
+        """A library photo's stored vectors as a query set: its own first, then its regions' (if any)."""
+        vector = self.catalog.vector_of(int(key))
+        if vector is None:
+            return None
+        own = self.catalog.regions_of(int(key))
+        return vector[None] if own is None else np.vstack([vector[None], own])
+
+    def photo_count(self) -> int:
+        """How many photos can be found (encoded, with a vector)."""
+        return self.catalog.vector_count()
 
     def remove_root(self, root: Path | str) -> int:
         self._require_writable()
@@ -183,31 +231,45 @@ class Library:
         return self._index
 
     def search_vectors(self, queries: np.ndarray, k: int = K, exclude_keys=()) -> list[list[Hit]]:
-        """Top-k hits by cosine for each row of `queries` (unit vectors from this library's encoder).
+        """Top-k photos by cosine for each row of `queries` (unit vectors from this library's encoder).
 
-        `exclude_keys` are left out of every list ("find similar" on a library photo skips the photo itself).
+        A photo scores its best vector (its own or a region's). `exclude_keys` are left out of every list
+        ("find similar" on a library photo skips the photo itself).
         """
+        return self.search_sets([row[None] for row in np.atleast_2d(queries)], k, exclude_keys)
+
+    def search_sets(self, query_sets: Sequence[np.ndarray], k: int = K, exclude_keys=()) -> list[list[Hit]]:
+        """Top-k photos for each set of query vectors (a query photo and its crops): the best pair's cosine."""
         if not 1 <= k <= 10**6:
             raise UsageError(f"k must be 1 to 1,000,000 (got {k})")
-        if not np.isfinite(queries).all():
+        if not all(q is not None and np.isfinite(q).all() for q in query_sets):
             raise ModelError("the encoder gave a query vector that is not finite (NaN or infinity)")
         exclude = {int(x) for x in exclude_keys}
-        found = self.refresh_index().search(np.atleast_2d(queries), k + len(exclude))
+        found = self.refresh_index().search_photos([np.atleast_2d(q) for q in query_sets], k + len(exclude))
         paths = self.catalog.paths_for({int(x) for n in found for x in n.keys})
+        # a photo removed by a concurrent writer since the index was read has no path: leave it out
         return [
             [Hit(int(key), paths[int(key)], float(s)) for key, s in zip(n.keys, n.scores, strict=True)
-             if int(key) not in exclude][:k]
+             if int(key) not in exclude and int(key) in paths][:k]
             for n in found
         ]
 
-    def search_images(self, images: Sequence[Image.Image], encoder: ImageEncoder, k: int = K) -> list[list[Hit]]:
+    def query_vectors(self, images: Sequence[Image.Image], encoder: ImageEncoder) -> list[np.ndarray]:
+        """Each query image's vector set: its global vector, plus its crops when the library has regions."""
         self.check_encoder(encoder)
-        return self.search_vectors(encoder.encode_images(images), k)
+        return regions.encode_sets(encoder, images, self.regions)
+
+    def search_images(
+        self, images: Sequence[Image.Image], encoder: ImageEncoder, k: int = K, exclude_keys=()
+    ) -> list[list[Hit]]:
+        """Top-k photos for each query image, split into the library's regions when it has them."""
+        return self.search_sets(self.query_vectors(images, encoder), k, exclude_keys)
 
     # status ---------------------------------------------------------------------------------------------------
     def status(self) -> dict:
         counts = self.catalog.counts()
-        n = self.catalog.vector_count()
+        photos = self.catalog.vector_count()
+        n = photos + self.catalog.region_count()
         return {
             "library": str(self.path),
             "roots": [str(r) for r in self.roots()],
@@ -217,6 +279,8 @@ class Library:
             "failures": [{"path": p, "reason": r} for p, r in self.catalog.failures()],
             "encoder": self.encoder_spec,
             "encoder_id": self.catalog.get_meta("encoder_id"),
+            "regions": self.regions.name,
+            "vectors_per_photo": round(n / photos, 2) if photos else None,
             # said without opening the index: building an HNSW graph just to report on it could take minutes
             "index": {"kind": "exact" if n < self.exact_below else "hnsw", "size": n,
                       "bytes_on_disk": _disk_size(self.path)},

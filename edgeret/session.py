@@ -186,7 +186,7 @@ class Session:
             if path is None:
                 raise LibraryError(f"the library holds no photo {q.key}")
             full = full or q.box is not None
-            image = decode(path, min_side=None if full else self.encoder().preprocess.min_decode_side)
+            image = decode(path, min_side=None if full else self.library.decode_side(self.encoder()))
         region, rerank_query, box = boxed_query(image, q.box)
         return Prepared(image, region, rerank_query, box)
 
@@ -198,14 +198,14 @@ class Session:
             from .text import search_text
 
             return search_text(self.library, self.text_encoder(), q.text, k)
-        if q.key is not None and q.box is None and exclude_self and (v := self.library.vector_of(q.key)) is not None:
-            return self.library.search_vectors(v, k, exclude_keys=[q.key])[0]
+        if q.key is not None and q.box is None and exclude_self and (v := self.library.vectors_of(q.key)) is not None:
+            return self.library.search_sets([v], k, exclude_keys=[q.key])[0]  # own + region vectors, as stored
         key = q.key if q.key is not None else (self.library.key_for_path(q.path) if q.path is not None else None)
         prepared = prepared or self.prepare(q)
         encoder = self.encoder()
         self.library.check_encoder(encoder)  # the library may have been re-encoded since the encoder was loaded
         exclude = [key] if exclude_self and key is not None else []
-        return self.library.search_vectors(encoder.encode_images([prepared.region]), k, exclude_keys=exclude)[0]
+        return self.library.search_images([prepared.region], encoder, k, exclude_keys=exclude)[0]
 
     def search(self, q: Query, k: int = K, rerank: RerankSpec | None = None, lam: float = LAMBDA,
                cancel: Cancel | None = None, *, exclude_self: bool = False,

@@ -2,6 +2,9 @@
 
 The HNSW file is derived data: named after the catalog's vectors_version, written to a temporary file, fsynced and
 renamed into place, never overwritten, and rebuilt from the catalog whenever it is missing or stale.
+
+Both indexes hold a photo's own vector and its region vectors (edgeret/regions.py) under distinct keys;
+`search_photos` answers per photo: a photo scores the best cosine over (query vector, photo vector) pairs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import encoders  # noqa: F401  onnxruntime must load before usearch's numkong, or the process segfaults
+from .regions import photo_of
 from .settings import EXACT_BELOW  # below it an exact matrix product is faster to open, and exact (bench_search)
 
 log = logging.getLogger(__name__)
@@ -33,14 +37,38 @@ class Neighbours:
     scores: np.ndarray  # float32 cosine similarity
 
 
+def _top_photos(photos: np.ndarray, scores: np.ndarray, k: int) -> Neighbours:
+    """The k best photos, by (score desc, key asc) so that ties come out the same every time."""
+    k = min(k, len(photos))
+    if k == 0:
+        return Neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32))
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(photos) else np.arange(len(photos))
+    top = top[np.lexsort((photos[top], -scores[top]))]
+    return Neighbours(photos[top].astype(np.int64), scores[top].astype(np.float32))
+
+
+def _best_per_photo(keys: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(photos, best score of each) from vector-level hits."""
+    photos = photo_of(keys)
+    order = np.lexsort((-scores, photos))
+    photos, scores = photos[order], scores[order]
+    first = np.r_[True, photos[1:] != photos[:-1]] if len(photos) else np.zeros(0, bool)
+    return photos[first], scores[first]
+
+
 class ExactIndex:
     """Brute-force cosine search: one BLAS matrix product per query batch."""
 
     kind = "exact"
 
     def __init__(self, keys: np.ndarray, matrix: np.ndarray):
-        self.keys = keys
-        self.matrix = np.ascontiguousarray(matrix, np.float32)
+        keys = np.asarray(keys, np.int64)
+        order = np.argsort(photo_of(keys), kind="stable")  # each photo's vectors side by side, for reduceat
+        self.keys = keys[order]
+        self.matrix = np.ascontiguousarray(np.asarray(matrix, np.float32)[order] if len(keys) else matrix, np.float32)
+        owners = photo_of(self.keys)
+        self._starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(keys) else np.zeros(0, int)
+        self.photos = owners[self._starts]
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -58,6 +86,17 @@ class ExactIndex:
             out.append(Neighbours(self.keys[top], row[top]))
         return out
 
+    def search_photos(self, query_sets: list[np.ndarray], k: int) -> list[Neighbours]:
+        """Per set of query vectors, the top-k photos by their best (query vector, photo vector) cosine."""
+        out = []
+        for q in query_sets:
+            if len(self.keys) == 0:
+                out.append(_top_photos(self.photos, np.zeros(0, np.float32), k))
+                continue
+            sims = (np.atleast_2d(q).astype(np.float32) @ self.matrix.T).max(axis=0)
+            out.append(_top_photos(self.photos, np.maximum.reduceat(sims, self._starts), k))
+        return out
+
 
 class HnswIndex:
     """USearch HNSW over cosine distance with an explicit storage dtype; every key stays findable.
@@ -70,8 +109,9 @@ class HnswIndex:
 
     kind = "hnsw"
 
-    def __init__(self, index, orphans: np.ndarray | None = None):
+    def __init__(self, index, orphans: np.ndarray | None = None, per_photo: float = 1.0):
         self.index = index
+        self.per_photo = per_photo  # vectors per photo: how far to over-fetch for k distinct photos
         index.expansion_search = EXPANSION_SEARCH  # not kept in the saved file: set on every open
         self.set_orphans(np.zeros(0, np.int64) if orphans is None else orphans)
 
@@ -178,18 +218,40 @@ class HnswIndex:
         order = np.lexsort((keys, -scores))[:k]
         return Neighbours(keys[order], scores[order])
 
+    def search_photos(self, query_sets: list[np.ndarray], k: int) -> list[Neighbours]:
+        """Per set of query vectors, the top-k photos: vectors are over-fetched until k distinct photos are found."""
+        n = len(self.index)
+        out = []
+        for q in query_sets:
+            fetch = min(n, max(k, int(np.ceil(2 * k * self.per_photo))))
+            while True:
+                found = self.search(q, fetch)
+                photos, scores = _best_per_photo(np.concatenate([f.keys for f in found]),
+                                                 np.concatenate([f.scores for f in found]))
+                if len(photos) >= k or fetch >= n:
+                    break
+                fetch = min(n, fetch * 4)
+            out.append(_top_photos(photos, scores, k))
+        return out
+
 
 def open_index(library_dir: Path, catalog, exact_below: int = EXACT_BELOW, persist: bool = True):
-    """The index over the catalog's current vectors: exact when small, else HNSW kept in step incrementally."""
-    if catalog.vector_count() < exact_below:
-        return ExactIndex(*catalog.vectors())
+    """The index over the catalog's current vectors: exact when small, else HNSW kept in step incrementally.
+
+    `exact_below` counts every vector, region vectors included: they are what an exact search multiplies.
+    """
+    photos = catalog.vector_count()
+    total = photos + catalog.region_count()
+    if total < exact_below:
+        return ExactIndex(*catalog.index_vectors())
     version = catalog.vectors_version()
     path = library_dir / f"vectors-{version}.usearch"
     index, base = _latest_hnsw(library_dir, version)
     if index is None:
-        index = HnswIndex.build(*catalog.vectors())
+        index = HnswIndex.build(*catalog.index_vectors())
     elif base != version:
         _catch_up(index, catalog, base)
+    index.per_photo = total / max(1, photos)
     if persist and base != version:
         try:
             index.save_atomic(path)
@@ -218,14 +280,15 @@ def _latest_hnsw(library_dir: Path, version: int) -> tuple[HnswIndex | None, int
 
 
 def _catch_up(index: HnswIndex, catalog, base: int) -> None:
-    """Apply to `index` (saved at catalog version `base`) what changed since: removals and new vectors.
+    """Apply to `index` (saved at catalog version `base`) what changed since: removals and new vectors (region
+    vectors included).
 
     Then check what the change can have cut off: the new keys and the stored keys nearest to every vector added or
     removed (their neighbour lists are the ones rewritten).
     """
-    current = set(catalog.ids().tolist())
+    current = set(catalog.index_keys().tolist())
     stale = [int(k) for k in index.index.keys if int(k) not in current]
-    changed_ids, changed = catalog.vectors(since_version=base)
+    changed_ids, changed = catalog.index_vectors(since_version=base)
     present = [int(k) for k in changed_ids if int(k) in index.index]
     touched = [changed] if len(changed_ids) else []
     if stale or present:
@@ -241,8 +304,8 @@ def _catch_up(index: HnswIndex, catalog, base: int) -> None:
 
 
 def _near(catalog, vectors: np.ndarray, per_vector: int = 4 * SELF_CHECK_K) -> np.ndarray:
-    """The catalog keys nearest (exactly) to any of `vectors`."""
-    ids, matrix = catalog.vectors()
+    """The index keys (photos' and regions') nearest (exactly) to any of `vectors`."""
+    ids, matrix = catalog.index_vectors()
     if not len(ids):
         return ids
     sims = np.nan_to_num(vectors, nan=0.0).astype(np.float32) @ matrix.T
