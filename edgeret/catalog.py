@@ -225,7 +225,8 @@ class Catalog:
         vectors or None; failed: (path, size, mtime_ns, reason); moved: (old_path, new_path, size, mtime_ns) for files
         found again under a new name (they keep their row, so their regions too).
         """
-        if any(not np.isfinite(row[-1]).all() for row in ok):
+        if any(not np.isfinite(row[6]).all() or (len(row) > 7 and row[7] is not None and not np.isfinite(row[7]).all())
+               for row in ok):
             raise ValueError("refusing to store a vector that is not finite")  # the indexer never hands one over
         now = time.time()
         version = self.vectors_version() + 1

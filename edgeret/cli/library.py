@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..library import Library
+from ..regions import SETTINGS
 from .common import add_common, add_progress, interruptible, settings, wants_progress
 
 CODECS = ["f16", "int8", "pool2", "f32"]
@@ -17,6 +18,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("index", help="index photo folders (again: only new or changed photos)")
     p.add_argument("folders", nargs="*", type=Path, help="folders to add; none: refresh the library's folders")
     p.add_argument("--reindex", action="store_true", help="re-encode every photo (needed to change the encoder)")
+    p.add_argument("--regions", choices=tuple(SETTINGS),
+                   help="also store vectors of crops of each photo, so small objects in busy photos are found: "
+                        "grid (6-8 crops), dense (~20), off; recorded in the library, a change needs --reindex "
+                        "(default for a new library: grid for any-size encoders such as mnv2-gem, off for CLIP)")
     p.add_argument("--batch-size", type=int, help="images per inference batch")
     add_progress(p)
     add_common(p)
@@ -46,7 +51,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         Library(s.library, writable=True, exact_below=s.exact_below) as lib,
     ):
         report = lib.index(
-            args.folders, encoder_spec=s.encoder, reindex=args.reindex, threads=s.threads,
+            args.folders, encoder_spec=s.encoder, reindex=args.reindex, regions=args.regions, threads=s.threads,
             batch_size=args.batch_size or s.batch_size, progress=bar, cancel=cancel,
         )
     if args.json:
@@ -109,6 +114,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"library  {st['library']}")
     print(f"encoder  {st['encoder']}")
     print(f"indexed  {st['indexed']}   failed {st['failed']}   pending {st['pending']}")
+    print(f"regions  {st['regions']}, {st['vectors_per_photo'] or 0:g} vectors per photo")
     print(f"index    {st['index']['kind']}, {st['index']['size']} vectors, {st['index']['bytes_on_disk']:,} bytes")
     for r in st["roots"]:
         print(f"root     {r}")

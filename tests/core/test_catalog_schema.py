@@ -71,7 +71,7 @@ def test_a_failing_migration_leaves_the_catalog_at_its_version(tmp_path, monkeyp
     Catalog(path).close()
 
     def broken(db):
-        db.execute("CREATE TABLE regions (id INTEGER)")
+        db.execute("CREATE TABLE broken_step (id INTEGER)")
         raise sqlite3.OperationalError("disk full")
 
     monkeypatch.setattr(catalog_module, "MIGRATIONS", [*catalog_module.MIGRATIONS, broken])
@@ -79,5 +79,5 @@ def test_a_failing_migration_leaves_the_catalog_at_its_version(tmp_path, monkeyp
     with pytest.raises(sqlite3.OperationalError):
         Catalog(path)
     with sqlite3.connect(path) as db:
-        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name='regions'").fetchone()
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name='broken_step'").fetchone()
     assert _version(path) == str(SCHEMA_VERSION)

@@ -24,7 +24,7 @@ def devset_library(tmp_path_factory):
         pytest.skip("shared dev data not found")
     lib = tmp_path_factory.mktemp("devlib") / "lib"
     with Library(lib, writable=True) as library:
-        assert library.index([DEVSET / "images"], encoder_spec=str(MNV2), threads=2).indexed == 136
+        assert library.index([DEVSET / "images"], encoder_spec=str(MNV2), regions="off", threads=2).indexed == 136
     return lib, DEVSET
 
 

@@ -4,13 +4,13 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import make_photo
 from PIL import Image, ImageDraw
 
 from edgeret import regions
 from edgeret.duplicates import find_duplicates
 from edgeret.errors import LibraryError
 from edgeret.library import Library
+from edgeret.testing.photos import make_photo
 
 SCENE = (960, 640)
 OBJECT_AT, OBJECT_SIDE = (555, 240), 380  # a fifth of the frame, inside one crop of the grid
@@ -148,7 +148,7 @@ def test_hnsw_returns_k_distinct_photos_like_exact_and_catches_up_region_keys(tm
         _index(lib, tiny_encoder)
         caught_up = lib.refresh_index()
         assert sorted(int(k) for k in caught_up.index.keys) == sorted(lib.catalog.index_keys().tolist())
-        assert len(list(lib.path.glob("vectors-*"))) == 1
+        assert len(list(lib.path.glob("vectors-*.usearch"))) == 1
         sets = [lib.vectors_of(k) for k in lib.catalog.ids()[:4]]
         approx = lib.search_sets(sets, k=8)
     with Library(tmp_path / "lib", exact_below=10**6) as reader:
