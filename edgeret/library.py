@@ -162,8 +162,8 @@ class Library:
         picks the encoder kind's default for a new library. Changing it needs `reindex`.
         """
         self._require_writable()
-        roots = [Path(r).expanduser().resolve() for r in roots]
-        for r in roots:
+        paths = [Path(r).expanduser().resolve() for r in roots]
+        for r in paths:
             if not r.exists():
                 raise LibraryError(f"{r} does not exist")
         encoder = encoder or self._open_encoder(encoder_spec, threads)
@@ -175,7 +175,7 @@ class Library:
         self.catalog.set_meta("encoder_spec", encoder.spec)
         self.catalog.set_meta("regions", spec.name)
         self.catalog.set_meta("regions_id", spec.id)
-        self.catalog.add_roots(roots)
+        self.catalog.add_roots(paths)
         report = indexer.run(
             self.catalog, encoder, self.catalog.roots(), batch_size, indexer.default_workers(threads), progress, cancel,
             regions=spec,
