@@ -16,6 +16,7 @@ from . import indexer, regions
 from .catalog import Catalog
 from .encoders import ImageEncoder
 from .errors import EncoderMismatch, LibraryBusy, LibraryError, ModelError, UsageError
+from .regions import RegionSpec
 from .settings import DEFAULT_ENCODER, EXACT_BELOW, K
 from .vectors import open_index
 
@@ -103,11 +104,11 @@ class Library:
 
     # regions --------------------------------------------------------------------------------------------------
     @property
-    def regions(self) -> regions.RegionSpec:
+    def regions(self) -> RegionSpec:
         """The library's regional-vector setting (libraries from before regions existed: off)."""
         return regions.resolve(self.catalog.get_meta("regions") or "off")
 
-    def _choose_regions(self, name: str | None, encoder: ImageEncoder, reindex: bool) -> regions.RegionSpec:
+    def _choose_regions(self, name: str | None, encoder: ImageEncoder, reindex: bool) -> RegionSpec:
         """`name`, else the library's own setting, else the encoder kind's default; a change needs a re-index."""
         has_vectors = bool(self.catalog.vector_count())
         stored = self.catalog.get_meta("regions_id")
