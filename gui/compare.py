@@ -287,13 +287,15 @@ class CompareView(QWidget):
 
 def headline_for(verdict: Verdict | None, reranker_name: str | None, p_same: float | None, points: int | None) -> str:
     """One sentence saying what the re-ranker concluded, in words."""
+    who = (reranker_name or "").capitalize() if (reranker_name or "").startswith("spatial") else \
+        f"The {reranker_name}"
     if verdict is None:
-        return "Not checked: re-ranking is off, so only the similarity ranks this photo."
+        return "Not checked: checking is off, so only the similarity ranks this photo."
     if verdict is Verdict.UNCHECKED:
-        return f"Not checked yet: the {reranker_name} will judge this photo shortly."
+        return f"Not checked yet: {who[0].lower() + who[1:]} will judge this photo shortly."
     if verdict is Verdict.UNJUDGED:
-        return f"The {reranker_name} could not read this photo."
-    said = f"The {reranker_name} gives P(same object) = {p_same:.2f}"
+        return f"{who} could not read this photo."
+    said = f"{who} gives P(same object) = {p_same:.2f}"
     if points is not None:
         said += f"; {points} points match geometrically in both photos"
     return said + "."

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QStandardPaths, QUrl
+from PySide6.QtCore import QStandardPaths, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 
 from edgeret.fsnames import display
@@ -58,8 +58,6 @@ def reveal(path: str) -> str | None:
 
 
 def copy_path(path: str) -> None:
-    """Put the path(s) on the clipboard: as text, and as file URLs a file manager can paste."""
-    mime = QMimeData()
-    mime.setText(path)
-    mime.setUrls([QUrl.fromLocalFile(p) for p in path.splitlines() if p])
-    QGuiApplication.clipboard().setMimeData(mime)
+    """Put the path(s), one a line, on the clipboard as text. (Not as a QMimeData with file URLs: the clipboard
+    taking ownership of a Python-made QMimeData crashes PySide6 at exit. Dragging out carries the files.)"""
+    QGuiApplication.clipboard().setText(path)

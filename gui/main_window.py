@@ -586,7 +586,7 @@ class MainWindow(QMainWindow):
             self.central.setCurrentWidget(self.split)
             self.results_grid.setFocus()
         elif self.result_model.rowCount():
-            self.preview_page.lay.addWidget(self.compare)
+            self.preview_page.add_view(self.compare)
             self.central.setCurrentWidget(self.preview_page)
             self.preview_page.setFocus()
 

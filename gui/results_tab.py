@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from edgeret.verdicts import Verdict
 
@@ -25,6 +25,12 @@ class PreviewPage(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.lay = QVBoxLayout(self)
         self.lay.setContentsMargins(0, 0, 0, 0)
+        hint = QLabel("← → previous / next result  ·  Space or Esc: back to the results")
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.lay.addWidget(hint)  # the compare view is inserted above it
+
+    def add_view(self, view: QWidget) -> None:
+        self.lay.insertWidget(0, view, 1)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         key = event.key()

@@ -151,7 +151,6 @@ def test_select_matches_copy_to_a_folder_export_and_drag_out(qtbot, window, phot
 
     window.result_actions.copy_paths()
     assert QApplication.clipboard().text().splitlines() == chosen
-    assert [u.toLocalFile() for u in QApplication.clipboard().mimeData().urls()] == chosen
     mime = model.mimeData([model.index(r) for r in (0, 2)])  # what a drag out to another application carries
     assert [u.toLocalFile() for u in mime.urls()] == chosen
     assert model.flags(model.index(0)) & Qt.ItemFlag.ItemIsDragEnabled
