@@ -28,8 +28,7 @@ def _window(qtbot, tmp_path, tiny_encoder) -> MainWindow:
     prefs = QSettings(str(tmp_path / "prefs.ini"), QSettings.Format.IniFormat)
     w = MainWindow(Settings(library=tmp_path / "lib", encoder=str(tiny_encoder), threads=2),
                    ThumbnailCache(tmp_path / "thumbs", size=96), prefs=prefs)
-    qtbot.addWidget(w)
-    w.show()
+    w.show()  # not qtbot.addWidget: the test closes and deletes each window itself (one is replaced mid-test)
     qtbot.waitExposed(w)
     return w
 
