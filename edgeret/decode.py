@@ -86,9 +86,16 @@ def decode(path: Path | str, min_side: int | None = None, max_pixels: int = MAX_
     """Read `path` as an upright RGB image.
 
     `min_side` lets JPEG decoding skip detail: the result keeps both sides at least that large (before rotation).
+    The image's info holds "source_path" (this path) and "source_size" (the photo's own upright pixel size).
     Raises DecodeError for empty, truncated, corrupt, oversized or non-image files.
     """
     path = Path(path)
+    image = _decode_path(path, min_side, max_pixels)
+    image.info["source_path"] = str(path)  # lets a cache recognise a library photo given as a query
+    return image
+
+
+def _decode_path(path: Path, min_side: int | None, max_pixels: int) -> Image.Image:
     try:
         with path.open("rb") as f:
             head = f.read(32)

@@ -34,20 +34,24 @@ class PairReranker(Protocol):
         candidates: Sequence[Candidate],
         cancel: Callable[[], bool] | None = None,
         on_encoded: Callable[[int, object], None] | None = None,
-    ) -> Iterator[tuple[int, float]]: ...
+    ) -> Iterator[tuple[int, float]]: ...  # or (index, P, provisional): a later verdict replaces a provisional one
 
     def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class Result:
-    """One result row as shown to users: `p_same` is None until the re-ranker has judged the candidate."""
+    """One result row as shown to users: `p_same` is None until the re-ranker has judged the candidate.
+
+    `provisional`: p_same is a cheap preview verdict (sv) that the re-ranker's own verdict will replace.
+    """
 
     key: int
     path: str
     first_stage: float
     p_same: float | None = None
     final: float = 0.0
+    provisional: bool = False
 
     def as_dict(self, reranker: str | None = None) -> dict:
         d = {"path": self.path, "score": self.final, "first_stage": self.first_stage}
@@ -82,11 +86,17 @@ def run_query(
     if reranker is None or not hits:
         return
     p: dict[int, float] = {}
-    for i, prob in reranker.score(query, reranker.candidates(hits), cancel=cancel):
+    provisional: set[int] = set()
+    for i, prob, *rest in reranker.score(query, reranker.candidates(hits), cancel=cancel):
         p[i] = prob
-        yield _ranked(hits, p, lam)
+        if rest and rest[0]:
+            provisional.add(i)
+        else:
+            provisional.discard(i)
+        yield _ranked(hits, p, lam, provisional)
 
 
-def _ranked(hits: Sequence[Hit], p: dict[int, float], lam: float) -> list[Result]:
+def _ranked(hits: Sequence[Hit], p: dict[int, float], lam: float, provisional: set[int] = frozenset()) -> list[Result]:
     order = rank([h.score for h in hits], p, lam)
-    return [replace(first_stage([hits[i]])[0], p_same=p.get(i), final=final) for i, final in order]
+    return [replace(first_stage([hits[i]])[0], p_same=p.get(i), final=final, provisional=i in provisional)
+            for i, final in order]

@@ -71,6 +71,10 @@ class Bar:
     def __call__(self, done: int, total: int, path: str) -> None:
         self._report(done, total, Path(path).name[-30:], unit="img")
 
+    def status(self, done: int, total: int, line: str) -> None:
+        """A count with a sentence of its own instead of a file name (token preparation: ready N of M · ETA)."""
+        self._report(done, total, line, unit="img")
+
     def bytes(self, p) -> None:
         """A models.Progress report: bytes over the whole model."""
         self._report(p.done, p.total, p.file[-40:], unit="B", unit_scale=True, unit_divisor=1024, desc=p.model)

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from ..library import Library
+from ..prepare import ORDERS
 from ..regions import SETTINGS
-from .common import add_common, add_progress, interruptible, settings, wants_progress
+from .common import add_common, add_progress, count, interruptible, settings, wants_progress
 
 CODECS = ["f16", "int8", "pool2", "f32"]
 
@@ -35,6 +36,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mmproj", help="the re-ranker's projector GGUF, with --vlm PATH")
     p.add_argument("--image-tokens", type=int, help="image token cap (default: one full tile)")
     p.add_argument("--codec", choices=CODECS, default="f16", help="token storage")
+    p.add_argument("--limit", type=count, help="encode at most this many photos this run (the rest: next run)")
+    p.add_argument("--order", choices=ORDERS, default="neighbours",
+                   help="which photos first: the ones most often in other photos' top-k (neighbours, default), "
+                        "by path, or newest first")
     add_progress(p)
     add_common(p)
     p.set_defaults(func=cmd_encode_tokens)
@@ -68,7 +73,15 @@ def cmd_encode_tokens(args: argparse.Namespace) -> int:
 
 
 def _encode_tokens(args: argparse.Namespace, s) -> int:
+    """Store the visual tokens of the photos that lack them; Ctrl-C or a kill loses only the photo in flight."""
+    from ..prepare import prepare
     from ..rerankers import open_mllm
+
+    last = []
+
+    def show(status) -> None:
+        last[:] = [status]
+        bar.status(status.ready, status.total, status.text())
 
     with (
         interruptible(wants_progress(args)) as (bar, cancel),
@@ -77,15 +90,17 @@ def _encode_tokens(args: argparse.Namespace, s) -> int:
         rr = open_mllm(lib, vlm=args.vlm, mmproj=args.mmproj, threads=s.threads,
                        image_tokens=args.image_tokens, codec=getattr(args, "codec", "f16"))
         try:
-            n = rr.encode_missing(lib, progress=bar, cancel=cancel)
+            n = prepare(lib, rr, order=getattr(args, "order", "neighbours"), limit=getattr(args, "limit", None),
+                        progress=show, cancel=cancel)
             stored = len(rr.store)
         finally:
             rr.close()
         cancelled = cancel()
+    total = last[0].total if last else stored
     if args.json:
-        print(json.dumps({"visual_tokens_encoded": n, "visual_tokens_stored": stored}))
+        print(json.dumps({"visual_tokens_encoded": n, "visual_tokens_stored": stored, "photos": total}))
     else:
-        print(f"visual tokens: encoded {n}, stored {stored}")
+        print(f"visual tokens: encoded {n}, stored {stored}; {last[0].text() if last else ''}".rstrip("; "))
     return 130 if cancelled else 0
 
 

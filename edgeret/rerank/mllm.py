@@ -184,7 +184,11 @@ class MllmReranker:
         return image if isinstance(image, VisualTokens) else self.encode(image)
 
     def _query_tokens(self, query) -> list[VisualTokens]:
-        return [] if isinstance(query, str) else [self._as_tokens(query_image(query))]
+        return [] if isinstance(query, str) else [self.query_tokens(query)]
+
+    def query_tokens(self, query: Image.Image | VisualTokens | RegionQuery) -> VisualTokens:
+        """The visual tokens the prompt holds for a photo query: a RegionQuery's region with its margin."""
+        return self._as_tokens(query_image(query))
 
     def _eval_prefix(self, query: list[VisualTokens], layout: _Layout | None = None) -> int:
         """Evaluate the prompt up to the candidate from an empty cache; returns its length."""
@@ -203,19 +207,22 @@ class MllmReranker:
     def score(self, query: Image.Image | VisualTokens | str,
               candidates: Iterable[VisualTokens | Callable[[], Image.Image]],
               cancel: Callable[[], bool] | None = None,
-              on_encoded: Callable[[int, VisualTokens], None] | None = None) -> Iterator[tuple[int, float]]:
+              on_encoded: Callable[[int, VisualTokens], None] | None = None,
+              query_tokens: VisualTokens | None = None) -> Iterator[tuple[int, float]]:
         """Yield (candidate index, P(same)) as each candidate is judged; stop between candidates on cancel().
 
         The query is a photo (the pair prompt), a RegionQuery (its boxed region with a margin, and an instruction
         saying the box is around the object meant) or a text description (P that the photo shows it). Candidates are
         stored VisualTokens or loaders returning an RGB image; loaded ones are encoded here and handed to
         on_encoded(index, tokens) so the caller can store them. A loader that fails to decode (DecodeError/OSError)
-        yields NaN for that candidate and the run goes on.
+        yields NaN for that candidate and the run goes on. `query_tokens`, when given, are the query image's visual
+        tokens computed before (a cache): the query is then not encoded again.
         """
         self._require_open()
         owner = self._owner = object()
         layout = self._layout_for(query)
-        n_prefix = self._eval_prefix(self._query_tokens(query), layout)
+        qt = self._query_tokens(query) if query_tokens is None or isinstance(query, str) else [query_tokens]
+        n_prefix = self._eval_prefix(qt, layout)
         for i, cand in enumerate(candidates):
             if cancel is not None and cancel():
                 return
