@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .decode import decode
-from .errors import DecodeError
-from .settings import K
+from .errors import DecodeError, UsageError
+from .settings import ENV_PREPARE_PRIORITY, PREPARE_ORDER, PREPARE_PRIORITY, K, env
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def neighbour_counts(library, k: int = K) -> dict[int, int]:
     return {int(key): int(c) for key, c in zip(keys, counts, strict=True)}
 
 
-def ordered(library, photos: list[tuple[int, str]], order: str = "neighbours", k: int = K) -> list[tuple[int, str]]:
+def ordered(library, photos: list[tuple[int, str]], order: str = PREPARE_ORDER, k: int = K) -> list[tuple[int, str]]:
     """`photos` (key, path) in preparation order (ties and unknown photos keep catalog order)."""
     if order not in ORDERS:
         raise ValueError(f"unknown order {order!r}: choose {', '.join(ORDERS)}")
@@ -107,7 +107,7 @@ def ordered(library, photos: list[tuple[int, str]], order: str = "neighbours", k
     return sorted(photos, key=lambda kp: -counts.get(kp[0], 0))
 
 
-def pending(library, store, order: str = "neighbours") -> list[tuple[int, str]]:
+def pending(library, store, order: str = PREPARE_ORDER) -> list[tuple[int, str]]:
     """The library photos without stored tokens, in preparation order."""
     stored = store.keys()
     return ordered(library, [(key, p) for key, p in library.photos() if key not in stored], order)
@@ -118,7 +118,7 @@ def prepare(
     library,
     reranker,
     *,
-    order: str = "neighbours",
+    order: str = PREPARE_ORDER,
     limit: int | None = None,
     progress: Callable[[PrepareStatus], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -176,15 +176,26 @@ def _wait_while_paused(paused, cancel, on_pause: Callable[[], None]) -> bool:
     return cancel is not None and cancel()
 
 
-def lowest_priority() -> None:
-    """Run the calling thread (and the threads it starts) only on CPU time nobody else wants.
+PRIORITIES = ("idle", "low", "normal")
 
-    Linux's SCHED_IDLE policy gives up the CPU to any normal thread at once; elsewhere the nice value is raised
-    as far as it goes.
+
+def lower_priority(level: str | None = None) -> str:
+    """Lower the calling thread's CPU priority (threads it starts later inherit it); returns the level applied.
+
+    "idle": only CPU time nobody else wants (Linux SCHED_IDLE: any normal thread takes the core at once) plus the
+    highest nice value; "low": the nice value alone; "normal": unchanged. Default: EDGERET_PREPARE_PRIORITY, else
+    PREPARE_PRIORITY.
     """
-    with contextlib.suppress(AttributeError, OSError):  # not Linux: nice alone
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    level = level or env(ENV_PREPARE_PRIORITY) or PREPARE_PRIORITY
+    if level not in PRIORITIES:
+        raise UsageError(f"{ENV_PREPARE_PRIORITY}={level!r}: choose {', '.join(PRIORITIES)}")
+    if level == "normal":
+        return level
+    if level == "idle":
+        with contextlib.suppress(AttributeError, OSError):  # not Linux: the nice value alone
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     try:
         os.nice(19)
-    except (AttributeError, OSError):  # Windows has no nice(); the caller still runs, at normal priority
+    except (AttributeError, OSError):  # Windows has no nice(); the work still runs, at normal priority
         log.info("could not lower the preparation's CPU priority on this system")
+    return level

@@ -42,6 +42,9 @@ class MllmPairReranker:
 
     def score(self, query, candidates, cancel=None, on_encoded=None) -> Iterator[tuple[int, float]]:
         """As MllmReranker.score, candidates with stored tokens first; indices are those of `candidates`."""
+        tokens = None if isinstance(query, str) else self.query_tokens(query)
+        # tokens stored since candidates() ran (the query's own, a background preparer's) spare an encode
+        candidates = [self.store.get(c.key) or c if isinstance(c, PhotoLoader) else c for c in candidates]
         order = sorted(range(len(candidates)), key=lambda i: isinstance(candidates[i], PhotoLoader))
         ordered = [candidates[i] for i in order]
 
@@ -51,14 +54,13 @@ class MllmPairReranker:
             if on_encoded is not None:
                 on_encoded(order[j], tokens)
 
-        tokens = None if isinstance(query, str) else self.query_tokens(query)
         for j, p in self.mllm.score(query, ordered, cancel=cancel, on_encoded=keep, query_tokens=tokens):
             yield order[j], p
 
     def ready(self, query, candidates) -> bool:
         """True when judging costs no vision encode: the query's tokens are known and every candidate's stored."""
         known = isinstance(query, str) or self._known_query(query)
-        return known and not any(isinstance(c, PhotoLoader) for c in candidates)
+        return known and not any(isinstance(c, PhotoLoader) and c.key not in self.store for c in candidates)
 
     def query_tokens(self, query):
         """The query's visual tokens: stored ones for a library photo (encoded and stored if missing), else

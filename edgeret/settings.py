@@ -33,6 +33,8 @@ DUPLICATE_MARGIN = 0.03  # the borderline band around the threshold a verifier j
 WATCH_QUIET = 1.0  # seconds without changes before the watcher indexes
 WATCH_MAX_DELAY = 10.0  # the watcher indexes at least this often during long copies
 THUMBNAIL_SIZE = 256
+PREPARE_ORDER = "neighbours"  # which photos get visual tokens first: most often in other photos' top-k
+PREPARE_PRIORITY = "idle"  # background token preparation: idle (Linux SCHED_IDLE + nice 19), low (nice 19), normal
 CLUSTER_COLLECTION = "edgeret"  # the Milvus collection `edgeret cluster` uses
 CLUSTER_WORKERS = 2  # actors per pool of `edgeret cluster` (encoders, token encoders, re-rank scorers)
 
@@ -47,6 +49,7 @@ ENV_THUMBNAILS = "EDGERET_THUMBNAILS"  # the thumbnail cache folder
 ENV_REGISTRY = "EDGERET_REGISTRY"  # a registry.toml replacing the packaged one
 ENV_HUB_URL = "EDGERET_HUB_URL"  # a model hub replacing https://huggingface.co
 ENV_VLM_WEIGHTS = "EDGERET_VLM_WEIGHTS"  # which text weights llama.cpp runs: auto, as-is or f32
+ENV_PREPARE_PRIORITY = "EDGERET_PREPARE_PRIORITY"  # idle, low or normal (see PREPARE_PRIORITY)
 ENV_MILVUS_TOKEN = "EDGERET_MILVUS_TOKEN"  # the token `edgeret cluster --milvus URI` authenticates with
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..library import Library
 from ..prepare import ORDERS
 from ..regions import SETTINGS
+from ..settings import PREPARE_ORDER
 from .common import add_common, add_progress, count, interruptible, settings, wants_progress
 
 CODECS = ["f16", "int8", "pool2", "f32"]
@@ -37,7 +38,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image-tokens", type=int, help="image token cap (default: one full tile)")
     p.add_argument("--codec", choices=CODECS, default="f16", help="token storage")
     p.add_argument("--limit", type=count, help="encode at most this many photos this run (the rest: next run)")
-    p.add_argument("--order", choices=ORDERS, default="neighbours",
+    p.add_argument("--order", choices=ORDERS, default=PREPARE_ORDER,
                    help="which photos first: the ones most often in other photos' top-k (neighbours, default), "
                         "by path, or newest first")
     add_progress(p)
@@ -90,7 +91,7 @@ def _encode_tokens(args: argparse.Namespace, s) -> int:
         rr = open_mllm(lib, vlm=args.vlm, mmproj=args.mmproj, threads=s.threads,
                        image_tokens=args.image_tokens, codec=getattr(args, "codec", "f16"))
         try:
-            n = prepare(lib, rr, order=getattr(args, "order", "neighbours"), limit=getattr(args, "limit", None),
+            n = prepare(lib, rr, order=getattr(args, "order", PREPARE_ORDER), limit=getattr(args, "limit", None),
                         progress=show, cancel=cancel)
             stored = len(rr.store)
         finally:

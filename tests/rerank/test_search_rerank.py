@@ -58,7 +58,7 @@ def test_encode_tokens_fills_the_store_then_reranking_uses_it(indexed, photos, v
     code = main(["encode-tokens", "--library", str(indexed), "--vlm", str(model), "--mmproj", str(mmproj),
                  "--threads", "1", "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out) == {"visual_tokens_encoded": 13,
-                                                                 "visual_tokens_stored": 13}
+                                                                 "visual_tokens_stored": 13, "photos": 13}
     with Library(indexed) as lib:
         rr = open_reranker("mllm", lib, vlm=model, mmproj=mmproj, threads=1)
         try:
