@@ -148,7 +148,8 @@ def prepare(
             report("stopped")
             return done
         if key in store:  # prepared meanwhile by a query (or another preparer)
-            done += 1
+            ready, done = ready + 1, done + 1
+            report("running", path)
             continue
         t = time.perf_counter()
         try:

@@ -91,7 +91,7 @@ class MllmPairReranker:
         path = getattr(query, "info", {}).get("source_path")
         if path is None or self.library is None:
             return None, None
-        return self.library.catalog.id_for_path(path), path
+        return self.library.key_for_path(path), path
 
     def close(self) -> None:
         self.store.close()

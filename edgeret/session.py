@@ -61,6 +61,7 @@ class RerankSpec:
     image_tokens: int | None = None
     prompt: str | None = None
     codec: str = "f16"
+    preview: bool = False  # quick sv verdicts while the MLLM is cold (rerankers.PreviewReranker): for people
 
     @property
     def uses_mllm(self) -> bool:
@@ -153,8 +154,8 @@ class Session:
             "model": spec.model, "vlm": spec.vlm, "mmproj": spec.mmproj, "image_tokens": spec.image_tokens,
             "prompt": spec.prompt, "codec": spec.codec,
         }
-        return self._cached("reranker", (spec, threads),
-                            lambda: open_reranker(spec.name, self.library, threads=threads, **options))
+        return self._cached("reranker", (spec, threads), lambda: open_reranker(
+            spec.name, self.library, threads=threads, preview=spec.preview, **options))
 
     def has_reranker(self, spec: RerankSpec) -> bool:
         """Whether `reranker(spec)` is served without loading (so a front end can say "loading…" first)."""

@@ -44,6 +44,7 @@ from .menus import build_menus
 from .messages import LogBook, LogDialog, MessageBar, StatusLine
 from .panels import IndexPanel, ModelPanel, SettingsPanel
 from .prefs_dialog import PreferencesDialog
+from .prepare_worker import PrepareWorker
 from .result_actions import ResultActions
 from .results_tab import PreviewPage, ResultsTab
 from .thumbs import ThumbLoader
@@ -169,6 +170,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.central)
         self.status_line = StatusLine()
         self.statusBar().addWidget(self.status_line, 1)
+        self.prepare = PrepareWorker(self.library_path, self)
+        self.statusBar().addPermanentWidget(self.prepare.widget)
         self.preferences = PreferencesDialog(self.settings_panel, settings.encoder, self)
         self._initial_size()
 
@@ -330,6 +333,7 @@ class MainWindow(QMainWindow):
     def _library_read(self, info: dict) -> None:
         self.library_info = info
         self.photo_model.set_photos(info["photos"])
+        self._prepare_tokens()
         self.roots.clear()
         self.roots.addItems([display(r) for r in info["roots"]])
         current = self.folder_filter.currentData()
@@ -514,8 +518,15 @@ class MainWindow(QMainWindow):
             self.model_panel.hide_for("reranker")
         if not self.settings_panel.rerank.isChecked():
             self.model_panel.hide_for("reranker")
+        self._prepare_tokens()
         if self.last_query is not None:
             self._submit(**self.last_query)
+
+    def _prepare_tokens(self) -> None:
+        """Prepare the chosen re-ranker's visual tokens in the background (gui/prepare_worker.py), if it is an
+        installed MLLM and the library has photos; not while the app's own indexing runs."""
+        if self.library_info.get("photos") and not self.index_running():
+            self.prepare.ensure(self.settings_panel.settings())
 
     def paste(self) -> None:
         if not self.query_pane.accept_mime(QGuiApplication.clipboard().mimeData()):
@@ -624,6 +635,7 @@ class MainWindow(QMainWindow):
         if self.index_running():
             self.index_worker.cancel()
             self.index_worker.wait(30_000)
+        self.prepare.shutdown()
         self.model_panel.shutdown()
         self.welcome.shutdown()
         self.duplicates.shutdown()

@@ -202,6 +202,10 @@ class SettingsPanel(QGroupBox):
         self.threads = QSpinBox()
         self.threads.setRange(1, 256)
         self.threads.setValue(threads)
+        self.sv_preview = QCheckBox("Quick spatial-verification verdicts while the multimodal LLM is cold")
+        self.sv_preview.setToolTip("Photos whose visual tokens are not prepared yet get an sv verdict within a "
+                                   "second or two; the LLM's verdict replaces it when it lands")
+        self.sv_preview.setChecked(True)
         t = Thresholds()
         self.same_at = self._probability(t.same, "P(same object) at or above this: “Same object”")
         self.different_below = self._probability(t.different, "P(same object) below this: “Different”")
@@ -327,6 +331,7 @@ class SettingsPanel(QGroupBox):
         prefs.setValue("search/rerank", self.rerank.isChecked())
         prefs.setValue("search/reranker", self.kind.currentData())
         prefs.setValue("search/model", json.dumps(self.model.currentData()))
+        prefs.setValue("search/sv_preview", self.sv_preview.isChecked())
         prefs.setValue("verdict/same", self.same_at.value())
         prefs.setValue("verdict/different", self.different_below.value())
 
@@ -335,6 +340,7 @@ class SettingsPanel(QGroupBox):
         MLLM that is no longer installed gives way to what is."""
         self.k.setValue(int(prefs.value("search/k", self.k.value(), type=int)))
         self.lam.setValue(float(prefs.value("search/lambda", self.lam.value(), type=float)))
+        self.sv_preview.setChecked(bool(prefs.value("search/sv_preview", True, type=bool)))
         self.same_at.setValue(float(prefs.value("verdict/same", self.same_at.value(), type=float)))
         self.different_below.setValue(float(prefs.value("verdict/different", self.different_below.value(),
                                                         type=float)))
@@ -364,6 +370,7 @@ class SettingsPanel(QGroupBox):
         return QuerySettings(k=self.k.value(), lam=self.lam.value(), rerank=self.rerank.isChecked(),
                              reranker=self.kind.currentData(), model=model, vlm=vlm, mmproj=mmproj,
                              threads=self.threads.value(), encoder=self.encoder,
+                             sv_preview=self.sv_preview.isChecked(),
                              text_encoder=self.text_encoder.text().strip() or None)
 
 

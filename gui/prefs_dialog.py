@@ -40,6 +40,7 @@ class PreferencesDialog(QDialog):
         model_row.addWidget(panel.custom)
         f.addRow("Multimodal LLM", model_row)
         f.addRow("CPU threads", panel.threads)
+        f.addRow(panel.sv_preview)
 
         verdicts = QGroupBox("Verdicts")
         v = QFormLayout(verdicts)

@@ -110,6 +110,7 @@ class QuerySettings:
     vlm: str | None = None  # explicit GGUF text model + mmproj, instead of `model`
     mmproj: str | None = None
     threads: int = 2
+    sv_preview: bool = True  # sv verdicts first while the MLLM needs its vision encoder (rerankers.PreviewReranker)
     encoder: str | None = None  # None: the library's own
     text_encoder: str | None = None  # text tower (folder or registry name); None: the one pairing the library
 
@@ -241,7 +242,8 @@ class QueryWorker(QThread):
         total = len(hits) if reranker is not None else 0
         if reranker is not None:
             self.status.emit(gen, f"re-ranking {total} candidates…")
-        for judged, results in enumerate(session.rerank(hits, query, reranker, s.lam, lambda: gen != self._gen)):
+        for results in session.rerank(hits, query, reranker, s.lam, lambda: gen != self._gen):
+            judged = sum(r.p_same is not None and not r.provisional for r in results)  # previews do not count
             self.results.emit(gen, results, judged, total)
         state = "first stage" if reranker is None else ("stopped" if gen != self._gen else "re-ranked")
         self.finished_query.emit(gen, state)
@@ -249,7 +251,7 @@ class QueryWorker(QThread):
 
 def rerank_spec(s: QuerySettings) -> RerankSpec:
     """The facade's re-ranker description for the panel's settings."""
-    return RerankSpec(s.reranker, model=s.model, vlm=s.vlm, mmproj=s.mmproj)
+    return RerankSpec(s.reranker, model=s.model, vlm=s.vlm, mmproj=s.mmproj, preview=s.sv_preview)
 
 
 # ------------------------------------------------------------------------------------------------------ duplicates

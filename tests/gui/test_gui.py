@@ -57,7 +57,9 @@ def test_index_drop_rerank_live_then_stop(qtbot, window, photos, tmp_path, tiny_
     assert first_judged == 0 and total == N_PHOTOS  # first stage at once, before any re-ranking
     assert all(r.p_same is None for r in first) and first[0].path.endswith("img03.jpg")
     judged = [u[0] for u in updates[:-1]]
-    assert judged == list(range(N_PHOTOS + 1))  # one redraw per judged candidate
+    # first stage; a quick sv verdict per candidate (the MLLM is cold); then one redraw per MLLM verdict
+    assert judged == [0] * (1 + N_PHOTOS) + list(range(1, N_PHOTOS + 1))
+    assert all(r.provisional for r in updates[N_PHOTOS][2])
     final = updates[-2][2]
     assert all(r.p_same is not None for r in final)
     assert [r.key for r in window.result_model.results] == [r.key for r in final]
