@@ -130,7 +130,9 @@ def test_visual_tokens_and_reranked_scores_equal_the_local_reranker(built, clust
     [theirs] = _cli(capsys, "search", q, "--library", str(local), *args)
     p_mine = {r["path"]: r["mllm"] for r in mine["results"]}
     p_theirs = {r["path"]: r["mllm"] for r in theirs["results"]}
-    assert p_mine == p_theirs  # exactly: the same scorer on the same stored tokens
+    # the same scorer on the same stored candidate tokens; the local search also reuses the query photo's own
+    # stored (f16) tokens where the cluster search encodes the query afresh: equal to f16 rounding
+    assert p_mine == pytest.approx(p_theirs, abs=1e-4)
     assert [r["path"] for r in mine["results"]] == [r["path"] for r in theirs["results"]]
     for a, b in zip(mine["results"], theirs["results"], strict=True):
         assert a.keys() == b.keys() and a["final"] == pytest.approx(b["final"], abs=1e-5)
