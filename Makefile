@@ -23,8 +23,12 @@ run: setup
 	@$(BIN)/python -m gui.syscheck
 	$(BIN)/edgeret gui
 
-test: setup
+# ruff and the type checker (mypy, configured in pyproject.toml)
+lint: setup
 	$(BIN)/ruff check edgeret gui scripts tests
+	$(BIN)/python -m mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 clean:

@@ -89,7 +89,8 @@ def parse_box(text: str) -> BoxSpec:
     if len(parts) != 4 or not all(_NUMBER.match(p) for p in parts):
         raise UsageError(f"--box {text!r}: expected four numbers x0,y0,x1,y1 (pixels, or fractions 0-1 like "
                          "0.2,0.1,0.7,0.9)")
-    values = tuple(float(p) for p in parts)
+    x0, y0, x1, y1 = (float(p) for p in parts)
+    values = (x0, y0, x1, y1)
     decimal = all("." in p for p in parts)
     if decimal and all(0.0 <= x <= 1.0 for x in values):
         return BoxSpec(values, fractions=True)

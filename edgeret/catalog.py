@@ -10,9 +10,10 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -218,7 +219,7 @@ class Catalog:
         cur = self.db.execute("SELECT id, path, size, mtime_ns, hash, status, reason FROM images")
         return {from_sql(r[1]): Row(r[0], from_sql(r[1]), *r[2:]) for r in cur}
 
-    def write_batch(self, ok: list[tuple], failed: list[tuple], moved: list[tuple] = ()) -> None:
+    def write_batch(self, ok: list[tuple], failed: list[tuple], moved: Sequence[tuple] = ()) -> None:
         """Apply one batch of indexing results in a single transaction.
 
         ok: (path, size, mtime_ns, hash, width, height, vector[, regions]) where regions is an (R, d) matrix of region
@@ -391,7 +392,7 @@ class Catalog:
 
     def photos(self, prefix: str | None = None) -> list[tuple[int, str]]:
         """(id, path) of every encoded photo, optionally under a folder, sorted by path."""
-        q, args = "SELECT id, path FROM images WHERE status='ok'", ()
+        q, args = "SELECT id, path FROM images WHERE status='ok'", cast(tuple, ())
         if prefix:
             p = prefix_bytes(prefix)
             q, args = q + " AND substr(CAST(path AS BLOB), 1, ?) = ?", (len(p), p)

@@ -12,6 +12,7 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DecodeError
@@ -22,7 +23,7 @@ try:  # HEIC/HEIF support is a plugin; edgeret still works on JPEG/PNG without i
 
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover - pillow-heif is a declared dependency
-    pillow_heif = None
+    pillow_heif = None  # type: ignore[assignment]
 
 MAX_PIXELS = 250_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -201,9 +202,9 @@ def _decode_raw(path: Path, max_pixels: int) -> Image.Image:
             except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
                 thumb = None
             if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
-                return _decode_pillow(io.BytesIO(thumb.data), None, max_pixels)
+                return _decode_pillow(io.BytesIO(bytes(thumb.data)), None, max_pixels)
             if thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
-                return Image.fromarray(thumb.data).convert("RGB")
+                return Image.fromarray(np.asarray(thumb.data)).convert("RGB")
             # No usable preview: a half-size demosaic is slow but right.
             return Image.fromarray(raw.postprocess(half_size=True, use_camera_wb=True))
     except rawpy.LibRawError as e:

@@ -63,6 +63,7 @@ def knn(
         return nbr, sim
     matrix = np.ascontiguousarray(matrix, np.float32)
     if index is not None:
+        assert keys is not None, "an index needs the keys of its rows"
         order = np.argsort(keys)
         sorted_keys = keys[order]
     for start in range(0, n, CHUNK):
@@ -382,33 +383,34 @@ def move_duplicates(
     outside the library roots, or the moved copies would be indexed (and grouped) again.
     """
     dest = Path(dest).expanduser().resolve()
-    roots = [Path(r).expanduser().resolve() for r in roots]
-    for r in roots:
+    root_paths = [Path(r).expanduser().resolve() for r in roots]
+    for r in root_paths:
         if dest == r or r in dest.parents:
             raise UsageError(f"{dest} is inside the library folder {r}: choose a folder outside the library")
     dest.mkdir(parents=True, exist_ok=True)
     log_file = Path(log_path) if log_path else dest / time.strftime("edgeret-moves-%Y%m%d-%H%M%S.json")
-    entries, taken = [], set()
+    entries: list[MoveEntry] = []
+    taken: set[Path] = set()
     for g in groups:
         for m in g.copies:
-            target = _unique(dest / _relative(Path(m.path), roots), taken)
+            target = _unique(dest / _relative(Path(m.path), root_paths), taken)
             taken.add(target)
             entries.append(MoveEntry(m.path, str(target), m.size))
     report = MoveReport(str(log_file))
     _write_log(log_file, dest, entries)
     try:
-        for n, e in enumerate(entries, 1):
+        for n, entry in enumerate(entries, 1):
             if cancel and cancel():
                 report.cancelled = True
                 break
-            reason = _move(Path(e.src), Path(e.dst), e.size)
+            reason = _move(Path(entry.src), Path(entry.dst), entry.size)
             if reason:
-                report.skipped.append((e.src, reason))
+                report.skipped.append((entry.src, reason))
             else:
-                e.done = True
-                report.moved.append(e)
+                entry.done = True
+                report.moved.append(entry)
             if progress:
-                progress(n, len(entries), e.src)
+                progress(n, len(entries), entry.src)
     finally:
         _write_log(log_file, dest, entries)
     return report
@@ -424,20 +426,20 @@ def undo_moves(log_path: Path | str, progress: Progress | None = None, cancel: C
         raise UsageError(f"{log_file} is not an edgeret undo log: {e}") from None
     report = MoveReport(str(log_file))
     try:
-        for n, e in enumerate(entries, 1):
+        for n, entry in enumerate(entries, 1):
             if cancel and cancel():
                 report.cancelled = True
                 break
-            if not e.done and not Path(e.dst).exists():
+            if not entry.done and not Path(entry.dst).exists():
                 continue  # never moved
-            reason = _move(Path(e.dst), Path(e.src), e.size)
+            reason = _move(Path(entry.dst), Path(entry.src), entry.size)
             if reason:
-                report.skipped.append((e.dst, reason))
+                report.skipped.append((entry.dst, reason))
             else:
-                e.done = False
-                report.moved.append(MoveEntry(e.dst, e.src, e.size, True))
+                entry.done = False
+                report.moved.append(MoveEntry(entry.dst, entry.src, entry.size, True))
             if progress:
-                progress(n, len(entries), e.dst)
+                progress(n, len(entries), entry.dst)
     finally:
         _write_log(log_file, Path(raw.get("dest", log_file.parent)), entries)
     return report

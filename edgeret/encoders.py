@@ -76,7 +76,8 @@ class ImageEncoder:
             vecs = self._run(np.stack([tensors[i] for i in idx]))
             for i, v in zip(idx, vecs, strict=True):
                 out[i] = v
-        return np.stack(out) if out else np.zeros((0, self._dim or 0), np.float32)
+        rows = [v for v in out if v is not None]  # every index was in one group: none is left None
+        return np.stack(rows) if rows else np.zeros((0, self._dim or 0), np.float32)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         try:

@@ -87,6 +87,11 @@ def load_ground_truth(path: Path | str) -> GroundTruth:
     raise GroundTruthError(f"ground truth {path} does not exist")
 
 
+def _box4(values) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = (int(v) for v in values)
+    return x0, y0, x1, y1
+
+
 def _from_json(path: Path) -> GroundTruth:
     try:
         raw = json.loads(path.read_text())
@@ -94,7 +99,7 @@ def _from_json(path: Path) -> GroundTruth:
         images = [
             GTImage(str(_under(path.parent, im["file"])), im.get("group"), im.get("kind") or "unknown",
                     types.get(im.get("group")) if im.get("group") is not None else None,
-                    tuple(int(v) for v in im["box"]) if im.get("box") else None)
+                    _box4(im["box"]) if im.get("box") else None)
             for im in raw["images"]
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:

@@ -16,6 +16,7 @@ from . import indexer, regions
 from .catalog import Catalog
 from .encoders import ImageEncoder
 from .errors import EncoderMismatch, LibraryBusy, LibraryError, ModelError, UsageError
+from .regions import RegionSpec
 from .settings import DEFAULT_ENCODER, EXACT_BELOW, K
 from .vectors import open_index
 
@@ -103,11 +104,11 @@ class Library:
 
     # regions --------------------------------------------------------------------------------------------------
     @property
-    def regions(self) -> regions.RegionSpec:
+    def regions(self) -> RegionSpec:
         """The library's regional-vector setting (libraries from before regions existed: off)."""
         return regions.resolve(self.catalog.get_meta("regions") or "off")
 
-    def _choose_regions(self, name: str | None, encoder: ImageEncoder, reindex: bool) -> regions.RegionSpec:
+    def _choose_regions(self, name: str | None, encoder: ImageEncoder, reindex: bool) -> RegionSpec:
         """`name`, else the library's own setting, else the encoder kind's default; a change needs a re-index."""
         has_vectors = bool(self.catalog.vector_count())
         stored = self.catalog.get_meta("regions_id")
@@ -162,8 +163,8 @@ class Library:
         picks the encoder kind's default for a new library. Changing it needs `reindex`.
         """
         self._require_writable()
-        roots = [Path(r).expanduser().resolve() for r in roots]
-        for r in roots:
+        paths = [Path(r).expanduser().resolve() for r in roots]
+        for r in paths:
             if not r.exists():
                 raise LibraryError(f"{r} does not exist")
         encoder = encoder or self._open_encoder(encoder_spec, threads)
@@ -175,7 +176,7 @@ class Library:
         self.catalog.set_meta("encoder_spec", encoder.spec)
         self.catalog.set_meta("regions", spec.name)
         self.catalog.set_meta("regions_id", spec.id)
-        self.catalog.add_roots(roots)
+        self.catalog.add_roots(paths)
         report = indexer.run(
             self.catalog, encoder, self.catalog.roots(), batch_size, indexer.default_workers(threads), progress, cancel,
             regions=spec,

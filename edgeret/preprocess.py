@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -49,7 +50,7 @@ class _Spec(BaseModel):
         return v
 
 
-def _describe(err: dict) -> str:
+def _describe(err: Mapping[str, Any]) -> str:
     where = ".".join(str(x) for x in err["loc"]) or "file"
     return f"{where}: {err['msg']}"
 
@@ -123,7 +124,7 @@ class Preprocess:
             image = image.resize(size, _FILTERS[self.interpolation])
         if self.resize == "shortest_edge_center_crop":
             image = _center_crop(image, self.input_size)
-        x = np.asarray(image, dtype=np.float32) * np.float32(1 / 255)
+        x: np.ndarray = np.asarray(image, dtype=np.float32) * np.float32(1 / 255)
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         if self.resize == "longest_edge_pad":
             x = _pad_square(x, self.input_size)  # zeros after normalisation = the mean colour

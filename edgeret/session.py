@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -96,7 +97,7 @@ class Session:
         self.threads, self.exact_below = threads, exact_below
         self.encoder_spec, self.text_encoder_spec = encoder, text_encoder
         self._library: Library | None = None
-        self._loaded: dict[str, tuple[object, object]] = {}  # what -> (settings key, loaded object)
+        self._loaded: dict[str, tuple[object, Any]] = {}  # what -> (settings key, loaded object)
 
     @classmethod
     def from_settings(cls, s: Settings, text_encoder: str | None = None) -> Session:
@@ -183,7 +184,7 @@ class Session:
             return Prepared(None, None, q.text, None)
         image = q.image
         if image is None:
-            path = q.path if q.path is not None else self.library.path_for_key(q.key)
+            path = q.path if q.path is not None else self.library.path_for_key(q.key or 0)
             if path is None:
                 raise LibraryError(f"the library holds no photo {q.key}")
             full = full or q.box is not None
@@ -198,11 +199,12 @@ class Session:
         if q.is_text:
             from .text import search_text
 
-            return search_text(self.library, self.text_encoder(), q.text, k)
+            return search_text(self.library, self.text_encoder(), q.text or "", k)
         if q.key is not None and q.box is None and exclude_self and (v := self.library.vectors_of(q.key)) is not None:
             return self.library.search_sets([v], k, exclude_keys=[q.key])[0]  # own + region vectors, as stored
         key = q.key if q.key is not None else (self.library.key_for_path(q.path) if q.path is not None else None)
         prepared = prepared or self.prepare(q)
+        assert prepared.region is not None  # a photo query: prepare() decoded it
         encoder = self.encoder()
         self.library.check_encoder(encoder)  # the library may have been re-encoded since the encoder was loaded
         exclude = [key] if exclude_self and key is not None else []

@@ -109,7 +109,7 @@ _KINDS: dict[str, tuple[type, int | None]] = {
 }
 
 
-def _check(key: str, value, where: str):
+def _check(key: str, value: object, where: str) -> object:
     kind, low = _KINDS[key]
     if kind is int and isinstance(value, str):
         try:
@@ -118,7 +118,7 @@ def _check(key: str, value, where: str):
             raise ConfigError(f"{where}: {key} must be a whole number, not {value!r}") from None
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ConfigError(f"{where}: {key} must be a {'whole number' if kind is int else 'string'}, not {value!r}")
-    if low is not None and value < low:
+    if low is not None and isinstance(value, int) and value < low:
         raise ConfigError(f"{where}: {key} must be at least {low}, not {value}")
     return value
 

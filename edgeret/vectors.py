@@ -166,7 +166,7 @@ class HnswIndex:
             k = min(len(self.index), SELF_CHECK_K)
             m = self.index.search(vecs, k)
             got, dist = np.atleast_2d(m.keys), np.atleast_2d(m.distances)
-            counts = np.atleast_1d(getattr(m, "counts", got.shape[1]))  # one query gives Matches, without counts
+            counts = np.atleast_1d(np.asarray(getattr(m, "counts", got.shape[1])))  # one query: Matches, no counts
             for i, key in enumerate(chunk.tolist()):
                 c = int(counts[i])
                 if key in got[i, :c].tolist():
@@ -199,7 +199,7 @@ class HnswIndex:
             return [Neighbours(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in queries]
         m = self.index.search(queries, min(k, len(self.index)))
         keys, dists = np.atleast_2d(m.keys), np.atleast_2d(m.distances)
-        counts = np.atleast_1d(getattr(m, "counts", keys.shape[1]))  # one query gives Matches, without counts
+        counts = np.atleast_1d(np.asarray(getattr(m, "counts", keys.shape[1])))  # one query: Matches, no counts
         # rows are padded when fewer than k were found: trust only `counts`
         found = [
             Neighbours(keys[i, :c].astype(np.int64), (1.0 - dists[i, :c]).astype(np.float32))

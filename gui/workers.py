@@ -228,6 +228,7 @@ class QueryWorker(QThread):
         else:
             q = Query(key=job.key, box=job.box) if job.key is not None else Query(path=job.path, box=job.box)
         prepared = session.prepare(q, full=True)  # with a box: its region is encoded, re-rankers see it
+        assert prepared.image is not None  # a photo query
         self.query_image.emit(gen, to_qimage(prepared.image), prepared.image.size)
         # a library photo is left out of its own results; its stored vector needs no re-encoding
         hits = session.first_stage(q, s.k, prepared, exclude_self=True)
@@ -354,6 +355,7 @@ class ModelWorker(QThread):
         """`name` from `path`; or each of `names` whose files are in `path` (or in path/NAME); or whatever model
         the files in `path` are recognised as."""
         cancel = self._cancel.is_set
+        assert self.path is not None, "an import needs a path"
         if self.name or not self.names:
             folder = models.import_model(self.path, self.name, progress=self._progress, cancel=cancel)
             self.installed.emit(Path(folder).name, str(folder))

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..settings import Settings, load_settings
 
@@ -66,7 +67,7 @@ class Bar:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar once opened
 
     def __call__(self, done: int, total: int, path: str) -> None:
         self._report(done, total, Path(path).name[-30:], unit="img")
@@ -86,10 +87,11 @@ class Bar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, dynamic_ncols=True, file=sys.stderr, **opts)
-        self.bar.total = max(self.bar.total or 0, total)
-        self.bar.n = done
-        self.bar.set_postfix_str(label, refresh=False)
-        self.bar.refresh()
+        bar = self.bar
+        bar.total = max(bar.total or 0, total)
+        bar.n = done
+        bar.set_postfix_str(label, refresh=False)
+        bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from .. import models
 from ..errors import ModelError
@@ -46,7 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     if not n:
         return "?"
     for unit in ("B", "KB", "MB", "GB"):
@@ -71,7 +72,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _run_with_bar(enabled: bool, job) -> object:
+def _run_with_bar(enabled: bool, job) -> Any:
     """Run job(progress, cancel) with a byte-counting bar and Ctrl-C mapped to a clean cancel."""
     with interruptible(enabled and sys.stderr.isatty()) as (bar, cancel):
         return job(bar.bytes, cancel)

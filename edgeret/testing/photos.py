@@ -63,8 +63,8 @@ def warped(im: Image.Image, angle=12.0, scale=1.3, crop=0.75) -> Image.Image:
     cw, ch = int(w * crop), int(h * crop)
     left, top = (out.width - cw) // 2, (out.height - ch) // 2
     out = out.crop((left, top, left + cw, top + ch))
-    src = np.float32([[0, 0], [cw, 0], [cw, ch], [0, ch]])
-    dst = np.float32([[0, 0], [cw, 0.06 * ch], [cw, 0.94 * ch], [0, ch]])
+    src = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], np.float32)
+    dst = np.array([[0, 0], [cw, 0.06 * ch], [cw, 0.94 * ch], [0, ch]], np.float32)
     m = cv2.getPerspectiveTransform(dst, src).flatten()[:8]
     out = out.transform((cw, ch), Image.Transform.PERSPECTIVE, tuple(m), Image.Resampling.BICUBIC)
     return Image.fromarray(np.clip(np.asarray(out, np.float32) * 0.8 + 20, 0, 255).astype(np.uint8))
