@@ -186,6 +186,12 @@ def test_missing_model_panel_then_install(qtbot, window, photos, tiny_registry, 
     assert updates[-1] == "first stage"  # without the model, first-stage results still come
     assert panel.isVisible() and "tiny-vlm" in panel.message.text() and "not installed" in panel.message.text()
     assert window.photo_model.rowCount() == N_PHOTOS  # browsing is untouched
+    assert all(window.result_model.verdict(r) is None for r in range(window.result_model.rowCount()))  # none pending
+
+    updates = run_query(qtbot, window, lambda: window.settings_panel.set_reranker("sv"))  # switching re-runs
+    assert updates[-1] == "re-ranked" and not panel.isVisible()  # ...and the banner for the LLM goes
+    updates = run_query(qtbot, window, lambda: window.settings_panel.set_reranker("mllm"))
+    assert updates[-1] == "first stage" and panel.isVisible()
     window.tabs.setCurrentIndex(window.library_tab_index)
     assert window.library_grid.isVisible()
 
