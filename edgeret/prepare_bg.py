@@ -102,6 +102,7 @@ class BackgroundPreparation:
     # ---- the child's output -------------------------------------------------------------------------------------
     def _read_status(self) -> None:
         proc = self._proc
+        assert proc is not None and proc.stdout is not None
         for line in proc.stdout:
             try:
                 d = json.loads(line)
@@ -118,6 +119,7 @@ class BackgroundPreparation:
             self.on_exit(code, self._error)
 
     def _read_errors(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
         for line in self._proc.stderr:
             log.debug("prepare: %s", line.rstrip())
 

@@ -7,7 +7,7 @@ list (CLI) or redraw every time (GUI).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -87,6 +87,7 @@ def run_query(
         return
     p: dict[int, float] = {}
     provisional: set[int] = set()
+    rest: list[object]
     for i, prob, *rest in reranker.score(query, reranker.candidates(hits), cancel=cancel):
         p[i] = prob
         if rest and rest[0]:
@@ -96,7 +97,7 @@ def run_query(
         yield _ranked(hits, p, lam, provisional)
 
 
-def _ranked(hits: Sequence[Hit], p: dict[int, float], lam: float, provisional: set[int] = frozenset()) -> list[Result]:
+def _ranked(hits: Sequence[Hit], p: dict[int, float], lam: float, provisional: Set[int] = frozenset()) -> list[Result]:
     order = rank([h.score for h in hits], p, lam)
     return [replace(first_stage([hits[i]])[0], p_same=p.get(i), final=final, provisional=i in provisional)
             for i, final in order]

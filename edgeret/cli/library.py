@@ -78,7 +78,7 @@ def _encode_tokens(args: argparse.Namespace, s) -> int:
     from ..prepare import prepare
     from ..rerankers import open_mllm
 
-    last = []
+    last: list = []
 
     def show(status) -> None:
         last[:] = [status]
