@@ -8,11 +8,15 @@ as fast as without it; the Pause button holds it after the photo in flight.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QWidget
 
 from edgeret.errors import EdgeretError
+
+if TYPE_CHECKING:
+    from edgeret.prepare_bg import BackgroundPreparation
 
 
 class PrepareStatusWidget(QWidget):
@@ -49,8 +53,8 @@ class PrepareWorker(QObject):
         super().__init__(parent)
         self.library = library
         self.widget = PrepareStatusWidget()
-        self._bg = None
-        self._key = None
+        self._bg: BackgroundPreparation | None = None
+        self._key: tuple | None = None
         self.status.connect(self.widget.show_status)
         self.widget.pause_button.toggled.connect(self.set_paused)
 
