@@ -125,7 +125,8 @@ def _results(app, tmp: Path, out: Path, size: str) -> None:
     _wait(app, lambda: w.compare.pair is not None)
     w.results_grid.setFocus()
     w.results_grid.setCurrentIndex(w.result_model.index(1))  # a real re-shot of the object, not a near copy
-    _wait(app, lambda: w.compare.pair is not None and w.compare.headline.text().startswith("The "))
+    path = w.result_model.result(1).path
+    _wait(app, lambda: w.results.shown_path == path and "points match" in w.compare.headline.text())
     _shot(app, out / f"results-{size}.png")
     w.toggle_preview()
     _settle(app, 1)
