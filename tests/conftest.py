@@ -4,7 +4,6 @@ and the shared dev data (skipped when absent). Area conftests add what only thei
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -95,23 +94,3 @@ def shared_devset() -> Path:
         pytest.skip(f"shared dev data not found at {SHARED}")
     return DEVSET
 
-
-_EXIT_STATUS: list[int] = []
-
-
-def pytest_sessionfinish(session, exitstatus):
-    _EXIT_STATUS.append(int(exitstatus))
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config):
-    """End the process with pytest's own status once it has reported everything.
-
-    With torch, onnxruntime, llama.cpp, OpenCV, Ray and Qt all loaded in one test process, a native library's teardown
-    at interpreter exit dies with SIGSEGV after every test has passed (seen in full runs only, never in any area run
-    alone); skipping that teardown keeps the status pytest reported. Each CLI or app process loads far fewer of them.
-    """
-    if _EXIT_STATUS and os.environ.get("EDGERET_TEST_NATIVE_TEARDOWN") != "1":
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_EXIT_STATUS[-1])
