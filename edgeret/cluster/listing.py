@@ -57,10 +57,11 @@ def _list_url(url: str) -> Iterator[tuple[str, int, int]]:
     fs, root = _fs(url)
     if not fs.exists(root):
         return
+    scheme = url.split("://", 1)[0]  # photos are named as the source is, so they stay under it
     for path, info in sorted(fs.find(root, detail=True).items()):
         name = path.rsplit("/", 1)[-1]
         if info.get("type") == "file" and is_image_name(name) and not _hidden(path[len(root):]):
-            yield fs.unstrip_protocol(path), int(info.get("size") or 0), _mtime_ns(info)
+            yield f"{scheme}://{path}", int(info.get("size") or 0), _mtime_ns(info)
 
 
 def _hidden(relative: str) -> bool:

@@ -151,3 +151,17 @@ def test_worker_and_resource_failures_are_clear_errors(built, cluster_photos, ti
                  "--device", "cuda"])
     err = capsys.readouterr().err
     assert code == 2 and "--device cpu" in err  # no GPU in the local Ray: refused, not waited for
+
+
+def test_url_sources_are_listed_and_read_through_fsspec(built, cluster_photos, tiny_encoder, tmp_path):
+    _, _, local, local_report = built
+    opts = ClusterOptions(library=tmp_path / "url-lib", workers=1, threads=1)
+    url = f"local://{cluster_photos}"  # any fsspec filesystem: workers copy each object to a temporary file
+    report = index([url], opts, str(tiny_encoder), batch_size=8)
+    assert report.indexed == local_report.indexed and len(report.failed) == len(BAD)
+    assert sorted(r for _, r in report.failed) == sorted(r for _, r in local_report.failed)
+    rows = {r["path"]: r["content_hash"] for page in _collection(opts).rows() for r in page}
+    with Library(local) as lib:
+        hashes = {d[0]: d[5] for d in lib.catalog.details().values()}
+    assert rows == {f"local://{p}": h for p, h in hashes.items()}
+    assert index([url], opts, str(tiny_encoder)).indexed == 0
