@@ -53,7 +53,7 @@ class Clock:
 
 
 def run_variant(name: str, photo_dir: Path, encoder: Path, batch: int, n: int, tmp: Path) -> dict:
-    lib, clock = tmp / name, Clock()
+    lib, clock = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp)), Clock()  # a new milvus-lite each run
     try:
         if VARIANTS[name] is None:
             with Library(lib, writable=True) as library:

@@ -107,11 +107,14 @@ def milvus_client(library: Path, uri: str | None):
 
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs every failed call; edgeret reports them
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)  # milvus-lite answers unknown calls with a trace
+    options = {}
     if uri is None:
         library.mkdir(parents=True, exist_ok=True)
         uri = str(library / MILVUS_LITE)
+        # milvus-lite's in-process server allows a keepalive ping every 5 minutes, pymilvus sends one every 10 s
+        options = {"grpc_options": {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": 0}}
     try:
-        return MilvusClient(uri, token=env(ENV_MILVUS_TOKEN) or "")
+        return MilvusClient(uri, token=env(ENV_MILVUS_TOKEN) or "", **options)
     except MilvusException as e:
         raise LibraryError(f"cannot open Milvus at {uri}: {e.message}") from None
     except Exception as e:  # the local database is locked by another process, or the server is unreachable
