@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from edgeret.library import Library
+from edgeret.rerankers import open_mllm
 from tests.conftest import PROJECTORS
 
 
@@ -19,3 +21,21 @@ def reranker(request, tiny_models):
     r = MllmReranker(model, mmproj, threads=1)
     yield r
     r.close()
+
+
+@pytest.fixture
+def indexed(tmp_path, photos, tiny_encoder):
+    """A library of the shared generated photos, indexed with the tiny encoder."""
+    with Library(tmp_path / "lib", writable=True) as lib:
+        lib.index([photos], encoder_spec=str(tiny_encoder), threads=1)
+    return tmp_path / "lib"
+
+
+@pytest.fixture
+def mllm(indexed, tiny_vlm):
+    """(library, MLLM re-ranker) over `indexed`, with the generated idefics3 pair."""
+    model, mmproj = tiny_vlm
+    with Library(indexed) as lib:
+        rr = open_mllm(lib, vlm=model, mmproj=mmproj, threads=1)
+        yield lib, rr
+        rr.close()

@@ -8,23 +8,7 @@ from edgeret.box import Box, RegionQuery
 from edgeret.decode import decode
 from edgeret.library import Library
 from edgeret.query import run_query
-from edgeret.rerankers import MeanReranker, PreviewReranker, open_mllm, open_reranker
-
-
-@pytest.fixture
-def indexed(tmp_path, photos, tiny_encoder):
-    with Library(tmp_path / "lib", writable=True) as lib:
-        lib.index([photos], encoder_spec=str(tiny_encoder), threads=1)
-    return tmp_path / "lib"
-
-
-@pytest.fixture
-def mllm(indexed, tiny_vlm):
-    model, mmproj = tiny_vlm
-    with Library(indexed) as lib:
-        rr = open_mllm(lib, vlm=model, mmproj=mmproj, threads=1)
-        yield lib, rr
-        rr.close()
+from edgeret.rerankers import MeanReranker, PreviewReranker, open_reranker
 
 
 class Encodes:

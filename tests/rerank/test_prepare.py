@@ -22,22 +22,6 @@ def low_priority(monkeypatch):
     monkeypatch.setenv("EDGERET_PREPARE_PRIORITY", "low")
 
 
-@pytest.fixture
-def indexed(tmp_path, photos, tiny_encoder):
-    with Library(tmp_path / "lib", writable=True) as lib:
-        lib.index([photos], encoder_spec=str(tiny_encoder), threads=1)
-    return tmp_path / "lib"
-
-
-@pytest.fixture
-def mllm(indexed, tiny_vlm):
-    model, mmproj = tiny_vlm
-    with Library(indexed) as lib:
-        rr = open_mllm(lib, vlm=model, mmproj=mmproj, threads=1)
-        yield lib, rr
-        rr.close()
-
-
 def test_status_line():
     assert PrepareStatus(120, 1000, "running", 2520).text() == "Re-ranking ready for 120 of 1,000 photos · ETA 42 min"
     assert PrepareStatus(3, 9, "paused", 10).text().endswith("· paused")
