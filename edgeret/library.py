@@ -17,7 +17,7 @@ from .catalog import Catalog
 from .encoders import ImageEncoder
 from .errors import EncoderMismatch, LibraryBusy, LibraryError, ModelError, UsageError
 from .regions import RegionSpec
-from .settings import DEFAULT_ENCODER, EXACT_BELOW, K
+from .settings import BATCH_SIZE, DEFAULT_ENCODER, EXACT_BELOW, K
 from .vectors import open_index
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class Library:
         reindex: bool = False,
         regions: str | None = None,
         threads: int = 2,
-        batch_size: int = 16,
+        batch_size: int = BATCH_SIZE,
         progress: indexer.Progress | None = None,
         cancel: Callable[[], bool] | None = None,
     ) -> indexer.IndexReport:
