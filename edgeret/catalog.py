@@ -224,11 +224,9 @@ class Catalog:
 
         ok: (path, size, mtime_ns, hash, width, height, vector[, regions]) where regions is an (R, d) matrix of region
         vectors or None; failed: (path, size, mtime_ns, reason); moved: (old_path, new_path, size, mtime_ns) for files
-        found again under a new name (they keep their row, so their regions too).
+        found again under a new name (they keep their row, so their regions too). Vectors are finite: the indexer
+        records a photo whose vector is NaN/inf as failed instead.
         """
-        if any(not np.isfinite(row[6]).all() or (len(row) > 7 and row[7] is not None and not np.isfinite(row[7]).all())
-               for row in ok):
-            raise ValueError("refusing to store a vector that is not finite")  # the indexer never hands one over
         now = time.time()
         version = self.vectors_version() + 1
         with self.db:

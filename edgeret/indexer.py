@@ -23,6 +23,7 @@ from .errors import DecodeError, EncoderFailed
 from .regions import OFF, RegionSpec, decode_side, encode_groups
 from .regions import tensors as region_tensors
 from .scan import scan
+from .settings import BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def run(
     catalog: Catalog,
     encoder: ImageEncoder,
     roots: list[Path],
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     workers: int = 2,
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,

@@ -17,7 +17,7 @@ from .catalog import Catalog
 from .encoders import ImageEncoder
 from .errors import EncoderMismatch, LibraryBusy, LibraryError, ModelError, UsageError
 from .regions import RegionSpec
-from .settings import DEFAULT_ENCODER, EXACT_BELOW, K
+from .settings import BATCH_SIZE, DEFAULT_ENCODER, EXACT_BELOW, K
 from .vectors import open_index
 
 log = logging.getLogger(__name__)
@@ -86,12 +86,9 @@ class Library:
 
     def load_encoder(self, spec: str | None = None, threads: int = 2) -> ImageEncoder:
         """Load `spec`, else the library's own encoder, else the default; refuse one the vectors don't match."""
-        encoder = self._open_encoder(spec, threads)
+        encoder = open_encoder(spec or self.encoder_spec, threads)
         self.check_encoder(encoder)
         return encoder
-
-    def _open_encoder(self, spec: str | None, threads: int) -> ImageEncoder:
-        return open_encoder(spec or self.encoder_spec, threads)
 
     def check_encoder(self, encoder: ImageEncoder) -> None:
         stored = self.catalog.get_meta("encoder_id")
@@ -153,7 +150,7 @@ class Library:
         reindex: bool = False,
         regions: str | None = None,
         threads: int = 2,
-        batch_size: int = 16,
+        batch_size: int = BATCH_SIZE,
         progress: indexer.Progress | None = None,
         cancel: Callable[[], bool] | None = None,
     ) -> indexer.IndexReport:
@@ -167,7 +164,7 @@ class Library:
         for r in paths:
             if not r.exists():
                 raise LibraryError(f"{r} does not exist")
-        encoder = encoder or self._open_encoder(encoder_spec, threads)
+        encoder = encoder or open_encoder(encoder_spec or self.encoder_spec, threads)
         spec = self._choose_regions(regions, encoder, reindex)
         if reindex:
             self.catalog.mark_all_pending()

@@ -205,8 +205,7 @@ class Session:
         key = q.key if q.key is not None else (self.library.key_for_path(q.path) if q.path is not None else None)
         prepared = prepared or self.prepare(q)
         assert prepared.region is not None  # a photo query: prepare() decoded it
-        encoder = self.encoder()
-        self.library.check_encoder(encoder)  # the library may have been re-encoded since the encoder was loaded
+        encoder = self.encoder()  # search_images checks it: the library may have been re-encoded since it loaded
         exclude = [key] if exclude_self and key is not None else []
         return self.library.search_images([prepared.region], encoder, k, exclude_keys=exclude)[0]
 

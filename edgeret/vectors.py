@@ -144,8 +144,12 @@ class HnswIndex:
     def __len__(self) -> int:
         return len(self.index)
 
+    def _present(self, keys: np.ndarray) -> np.ndarray:
+        """The keys among `keys` that the graph holds."""
+        return np.asarray([k for k in np.asarray(keys, np.int64).tolist() if k in self.index], np.int64)
+
     def set_orphans(self, keys: np.ndarray) -> None:
-        keys = np.asarray([k for k in np.asarray(keys, np.int64).tolist() if k in self.index], np.int64)
+        keys = self._present(keys)
         self.orphans = keys
         mat = self._stored(keys)
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
@@ -158,7 +162,7 @@ class HnswIndex:
 
     def unreachable(self, keys: np.ndarray) -> np.ndarray:
         """The keys among `keys` that a search with their own stored vector does not return."""
-        keys = np.asarray([k for k in np.asarray(keys, np.int64).tolist() if k in self.index], np.int64)
+        keys = self._present(keys)
         lost = []
         for start in range(0, len(keys), 4096):
             chunk = keys[start:start + 4096]
@@ -297,10 +301,8 @@ def _catch_up(index: HnswIndex, catalog, base: int) -> None:
         index.index.remove(gone)
     if len(changed_ids):
         index.index.add(changed_ids.astype(np.uint64), changed, threads=1)  # one thread: no concurrent-add race
-    if touched:
+    if touched:  # else nothing in the graph changed (e.g. only a failed photo moved the version on)
         index.repair(np.union1d(changed_ids, _near(catalog, np.concatenate(touched))))
-    else:
-        index.set_orphans(index.orphans)
 
 
 def _near(catalog, vectors: np.ndarray, per_vector: int = 4 * SELF_CHECK_K) -> np.ndarray:
@@ -308,7 +310,7 @@ def _near(catalog, vectors: np.ndarray, per_vector: int = 4 * SELF_CHECK_K) -> n
     ids, matrix = catalog.index_vectors()
     if not len(ids):
         return ids
-    sims = np.nan_to_num(vectors, nan=0.0).astype(np.float32) @ matrix.T
+    sims = vectors.astype(np.float32) @ matrix.T  # stored vectors: finite (the indexer keeps NaN out)
     n = min(per_vector, len(ids))
     return np.unique(ids[np.argpartition(-sims, n - 1, axis=1)[:, :n]])
 
