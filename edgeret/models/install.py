@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -54,14 +55,19 @@ def _never() -> bool:
     return False
 
 
-def _sha256_file(path: Path, cancel: CancelFn = _never, on_bytes: Callable[[int], None] | None = None) -> str:
+def _sha256_file(path: Path, cancel: CancelFn = _never, on_bytes: Callable[[int], None] | None = None,
+                 copy_to: Path | None = None) -> str:
+    """sha256 of `path`, read once in CHUNKs and written to `copy_to` on the way when given (an import);
+    cancel() is asked before each chunk, on_bytes(bytes so far) told after it."""
     h = hashlib.sha256()
     done = 0
-    with path.open("rb") as f:
+    with path.open("rb") as f, (copy_to.open("wb") if copy_to else contextlib.nullcontext()) as out:
         while chunk := f.read(CHUNK):
             if cancel():
-                raise Cancelled("Cancelled")
+                raise Cancelled("Import cancelled" if copy_to else "Cancelled")
             h.update(chunk)
+            if out is not None:
+                out.write(chunk)
             done += len(chunk)
             if on_bytes:
                 on_bytes(done)
@@ -189,20 +195,6 @@ def _match_import(folder: Path, only_file: str | None, reg: Mapping[str, ModelIn
     )
 
 
-def _copy_hashing(src: Path, dst: Path, cancel: CancelFn, on_bytes: Callable[[int], None]) -> str:
-    h = hashlib.sha256()
-    done = 0
-    with src.open("rb") as fin, dst.open("wb") as fout:
-        while chunk := fin.read(CHUNK):
-            if cancel():
-                raise Cancelled("Import cancelled")
-            h.update(chunk)
-            fout.write(chunk)
-            done += len(chunk)
-            on_bytes(done)
-    return h.hexdigest()
-
-
 def import_model(
     path: str | Path,
     name: str | None = None,
@@ -247,7 +239,7 @@ def import_model(
                 if progress:
                     progress(Progress(info.name, f.name, n, total, base + n, max(info.size, base + total)))
 
-            actual = _copy_hashing(source, staging / f.name, cancel, tick)
+            actual = _sha256_file(source, cancel, tick, copy_to=staging / f.name)
             _check_hash(f, actual, f"imported from {source}")
             if f.size and total != f.size:
                 raise ModelError(f"{source}: size {total} differs from the registry's {f.size}; refused")
