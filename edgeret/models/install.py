@@ -46,6 +46,11 @@ class Progress:
     done: int
     total: int
 
+    @classmethod
+    def of(cls, info: ModelInfo, f: ModelFile, file_done: int, file_total: int, before: int) -> Progress:
+        """`f` at file_done of file_total bytes, after `before` bytes of the model's earlier files."""
+        return cls(info.name, f.name, file_done, file_total, before + file_done, max(info.size, before + file_total))
+
 
 ProgressFn = Callable[[Progress], None]
 CancelFn = Callable[[], bool]
@@ -237,7 +242,7 @@ def import_model(
 
             def tick(n: int, f=f, total=total, base=done_before) -> None:
                 if progress:
-                    progress(Progress(info.name, f.name, n, total, base + n, max(info.size, base + total)))
+                    progress(Progress.of(info, f, n, total, base))
 
             actual = _sha256_file(source, cancel, tick, copy_to=staging / f.name)
             _check_hash(f, actual, f"imported from {source}")
@@ -290,7 +295,7 @@ def _verify_one(info: ModelInfo, root: Path, cancel: CancelFn, progress: Progres
 
         def tick(n: int, f=f, size=size, base=done) -> None:
             if progress:
-                progress(Progress(info.name, f.name, n, size, base + n, max(info.size, base + size)))
+                progress(Progress.of(info, f, n, size, base))
 
         actual = _sha256_file(p, cancel, tick)
         expected = f.sha256 or recorded.get(f.name, {}).get("sha256")
