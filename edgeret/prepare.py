@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import decode
 from .errors import DecodeError, UsageError
 from .settings import ENV_PREPARE_PRIORITY, PREPARE_ORDER, PREPARE_PRIORITY, K, env
 
@@ -107,10 +106,12 @@ def ordered(library, photos: list[tuple[int, str]], order: str = PREPARE_ORDER, 
     return sorted(photos, key=lambda kp: -counts.get(kp[0], 0))
 
 
-def pending(library, store, order: str = PREPARE_ORDER) -> list[tuple[int, str]]:
-    """The library photos without stored tokens, in preparation order."""
+def pending(library, store, order: str = PREPARE_ORDER, photos: list[tuple[int, str]] | None = None
+            ) -> list[tuple[int, str]]:
+    """The library photos (or of `photos`, when read already) without stored tokens, in preparation order."""
     stored = store.keys()
-    return ordered(library, [(key, p) for key, p in library.photos() if key not in stored], order)
+    photos = library.photos() if photos is None else photos
+    return ordered(library, [(key, p) for key, p in photos if key not in stored], order)
 
 
 # ----------------------------------------------------------------------------------------------------- the loop
@@ -129,11 +130,10 @@ def prepare(
     `reranker` is an MllmPairReranker (edgeret.rerankers.open_mllm). While paused() is true the loop waits
     between photos; cancel() stops it there. A photo that no longer decodes is skipped (the indexer reports it).
     """
-    from .rerankers import MLLM_DECODE_SIDE
-
     store, pace = reranker.store, Pace()
-    todo = pending(library, store, order)
-    total = len(library.photos())
+    photos = library.photos()
+    todo = pending(library, store, order, photos)
+    total = len(photos)
     ready, everything = total - len(todo), len(todo)
     todo = todo[:limit] if limit is not None else todo
     done = 0
@@ -153,7 +153,7 @@ def prepare(
             continue
         t = time.perf_counter()
         try:
-            store.put(key, reranker.mllm.encode(decode(path, min_side=MLLM_DECODE_SIDE)))
+            reranker.encode_photo(key, path)
             ready += 1
         except DecodeError as e:
             log.info("visual tokens: %s skipped: %s", path, e)

@@ -68,10 +68,7 @@ class MllmPairReranker:
         key, path = self._library_photo(query)
         if key is not None:
             tokens = self.store.get(key)
-            if tokens is None:  # decoded as a candidate would be, so both uses share the same tokens
-                tokens = self.mllm.encode(decode(path, min_side=MLLM_DECODE_SIDE))
-                self.store.put(key, tokens)
-            return tokens
+            return self.encode_photo(key, path) if tokens is None else tokens
         digest = _pixels_digest(query)
         if digest in self._queries:
             self._queries.move_to_end(digest)
@@ -80,6 +77,13 @@ class MllmPairReranker:
         self._queries[digest] = tokens
         if len(self._queries) > QUERY_CACHE:
             self._queries.popitem(last=False)
+        return tokens
+
+    def encode_photo(self, key: int, path: str):
+        """Encode a library photo and store its tokens (decoded as a candidate would be, so a photo's tokens are
+        the same whether it is a query, a candidate or prepared ahead); returns them. Raises DecodeError."""
+        tokens = self.mllm.encode(decode(path, min_side=MLLM_DECODE_SIDE))
+        self.store.put(key, tokens)
         return tokens
 
     def _known_query(self, query) -> bool:

@@ -9,19 +9,12 @@ Layout under models_dir():
 No function here prints; progress goes through callbacks.
 """
 
-from edgeret.settings import ENV_HUB_URL as HUB_ENV  # noqa: F401  (tests and callers name it so)
-from edgeret.settings import ENV_REGISTRY as REGISTRY_ENV  # noqa: F401
 from edgeret.settings import models_dir  # noqa: F401
 
 from .download import partial_bytes, pull  # noqa: F401
-from .install import Progress, VerifyResult, import_model, remove, verify  # noqa: F401
+from .install import Progress, import_model, remove, verify  # noqa: F401
 from .registry import (  # noqa: F401
-    DEFAULT_HUB,
     MANIFEST,
-    ROLES,
-    UNVERIFIED,
-    ModelFile,
-    ModelInfo,
     default_model,
     get,
     list_models,

@@ -65,14 +65,12 @@ class _Downloader:
         self.progress, self.cancel = progress, cancel
         self.timeout, self.retries = timeout, retries
         self.partial = root / ".partial" / info.name
-        self.total = info.size
         self.done_before = 0  # bytes of files already finished
         self._answered = False  # did the server answer any request (then the network is there)
 
     def report(self, f: ModelFile, file_done: int, file_total: int) -> None:
         if self.progress:
-            total = max(self.total, self.done_before + file_total)
-            self.progress(Progress(self.info.name, f.name, file_done, file_total, self.done_before + file_done, total))
+            self.progress(Progress.of(self.info, f, file_done, file_total, self.done_before))
 
     def fetch(self, f: ModelFile) -> Path:
         """Download (or resume) one file; return its .part path, complete but not yet hash-checked."""

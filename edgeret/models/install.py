@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -45,6 +46,11 @@ class Progress:
     done: int
     total: int
 
+    @classmethod
+    def of(cls, info: ModelInfo, f: ModelFile, file_done: int, file_total: int, before: int) -> Progress:
+        """`f` at file_done of file_total bytes, after `before` bytes of the model's earlier files."""
+        return cls(info.name, f.name, file_done, file_total, before + file_done, max(info.size, before + file_total))
+
 
 ProgressFn = Callable[[Progress], None]
 CancelFn = Callable[[], bool]
@@ -54,14 +60,19 @@ def _never() -> bool:
     return False
 
 
-def _sha256_file(path: Path, cancel: CancelFn = _never, on_bytes: Callable[[int], None] | None = None) -> str:
+def _sha256_file(path: Path, cancel: CancelFn = _never, on_bytes: Callable[[int], None] | None = None,
+                 copy_to: Path | None = None) -> str:
+    """sha256 of `path`, read once in CHUNKs and written to `copy_to` on the way when given (an import);
+    cancel() is asked before each chunk, on_bytes(bytes so far) told after it."""
     h = hashlib.sha256()
     done = 0
-    with path.open("rb") as f:
+    with path.open("rb") as f, (copy_to.open("wb") if copy_to else contextlib.nullcontext()) as out:
         while chunk := f.read(CHUNK):
             if cancel():
-                raise Cancelled("Cancelled")
+                raise Cancelled("Import cancelled" if copy_to else "Cancelled")
             h.update(chunk)
+            if out is not None:
+                out.write(chunk)
             done += len(chunk)
             if on_bytes:
                 on_bytes(done)
@@ -189,20 +200,6 @@ def _match_import(folder: Path, only_file: str | None, reg: Mapping[str, ModelIn
     )
 
 
-def _copy_hashing(src: Path, dst: Path, cancel: CancelFn, on_bytes: Callable[[int], None]) -> str:
-    h = hashlib.sha256()
-    done = 0
-    with src.open("rb") as fin, dst.open("wb") as fout:
-        while chunk := fin.read(CHUNK):
-            if cancel():
-                raise Cancelled("Import cancelled")
-            h.update(chunk)
-            fout.write(chunk)
-            done += len(chunk)
-            on_bytes(done)
-    return h.hexdigest()
-
-
 def import_model(
     path: str | Path,
     name: str | None = None,
@@ -245,9 +242,9 @@ def import_model(
 
             def tick(n: int, f=f, total=total, base=done_before) -> None:
                 if progress:
-                    progress(Progress(info.name, f.name, n, total, base + n, max(info.size, base + total)))
+                    progress(Progress.of(info, f, n, total, base))
 
-            actual = _copy_hashing(source, staging / f.name, cancel, tick)
+            actual = _sha256_file(source, cancel, tick, copy_to=staging / f.name)
             _check_hash(f, actual, f"imported from {source}")
             if f.size and total != f.size:
                 raise ModelError(f"{source}: size {total} differs from the registry's {f.size}; refused")
@@ -298,7 +295,7 @@ def _verify_one(info: ModelInfo, root: Path, cancel: CancelFn, progress: Progres
 
         def tick(n: int, f=f, size=size, base=done) -> None:
             if progress:
-                progress(Progress(info.name, f.name, n, size, base + n, max(info.size, base + size)))
+                progress(Progress.of(info, f, n, size, base))
 
         actual = _sha256_file(p, cancel, tick)
         expected = f.sha256 or recorded.get(f.name, {}).get("sha256")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeret.errors import ModelMissing
+from edgeret.modelfiles import GgufHeader, read_gguf
 
 _FINGERPRINT_BYTES = 1 << 20
 
@@ -28,34 +29,23 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_file(path: Path, what: str) -> dict:
-    """Refuse a missing or structurally broken GGUF before llama.cpp touches it (it would abort the process)."""
+def check_file(path: Path, what: str) -> GgufHeader:
+    """Refuse a missing or structurally broken GGUF before llama.cpp touches it (it would abort the process);
+    returns its header (modelfiles.read_gguf, the one bounds-checked GGUF reader) for the later checks to share."""
     if not path.is_file():
         raise ModelMissing(f"{what} not found: {path}")
-    from edgeret.modelfiles import check_gguf
-
-    return check_gguf(path)
-
-
-def gguf_index(path: Path, keys: set[str]) -> tuple[dict, dict]:
-    """Scalar values of `keys` and {tensor name: (type, ne, absolute offset)} from a GGUF header.
-
-    Read by modelfiles.read_gguf, the one bounds-checked GGUF reader.
-    """
-    from edgeret.modelfiles import read_gguf
-
-    header = read_gguf(path)
-    return {k: v for k, v in header.values.items() if k in keys}, header.tensors
+    return read_gguf(path)
 
 
 class TokenTable:
     """Rows of the text model's token_embd tensor, memory-mapped from the GGUF and dequantized per lookup."""
 
-    def __init__(self, model_path: Path, n_embd: int):
+    def __init__(self, model_path: Path, n_embd: int, tensors: dict | None = None):
+        """`tensors`: the file's tensor table when its header was read already (else it is read here)."""
         from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
         from gguf.quants import dequantize
 
-        _, tensors = gguf_index(model_path, set())
+        tensors = read_gguf(model_path).tensors if tensors is None else tensors
         if "token_embd.weight" not in tensors:
             raise ValueError("no token_embd.weight tensor")
         qtype, ne, offset = tensors["token_embd.weight"]

@@ -28,7 +28,7 @@ from PIL import Image
 from edgeret.box import RegionQuery, query_image
 from edgeret.errors import DecodeError, EdgeretError
 from edgeret.gguf_rules import check_pair
-from edgeret.modelfiles import read_gguf
+from edgeret.modelfiles import GgufHeader
 from edgeret.rerank.gguf_file import check_file, fingerprint
 from edgeret.rerank.mtmd import (
     MtmdSession,
@@ -72,15 +72,17 @@ class MllmReranker:
         # without it the fast path is bit-exact.
         self.flash_attn = flash_attn
         self.weights_policy = weights or policy_from_env()
-        text_info = check_file(self.model_path, "re-ranker model")
-        mm_info = check_file(self.mmproj_path, "re-ranker mmproj")
-        self.architecture, self.projector = self._check_pair(text_info, mm_info)
-        check_pair(read_gguf(self.model_path), read_gguf(self.mmproj_path))  # what llama.cpp would crash on
-        self.image_tokens = image_tokens if image_tokens is not None else \
-            default_image_tokens(self.mmproj_path, self.projector)
+        # each header is read once (modelfiles.read_gguf); every check below and the session share it
+        text = check_file(self.model_path, "re-ranker model")
+        mm = check_file(self.mmproj_path, "re-ranker mmproj")
+        self.architecture, self.projector = self._check_pair(text, mm)
+        check_pair(text, mm)  # what llama.cpp would crash on
+        self.image_tokens = image_tokens if image_tokens is not None else default_image_tokens(mm, self.projector)
+        model_fingerprint = fingerprint(self.model_path)
         self.session = MtmdSession(self.model_path, self.mmproj_path, architecture=self.architecture,
                                    threads=self.threads, image_tokens=self.image_tokens, n_ctx=n_ctx,
-                                   flash_attn=flash_attn, weights_policy=self.weights_policy)
+                                   flash_attn=flash_attn, weights_policy=self.weights_policy,
+                                   tensors=text.tensors, fingerprint=model_fingerprint)
         try:
             self._answers: dict[str, np.ndarray] = {}
             self._layout = self._make_layout(self.prompt, query_images=1)
@@ -89,20 +91,20 @@ class MllmReranker:
             self.close()
             raise
         self.weights_path, self.n_embd, self.n_ctx = self.session.weights_path, self.session.n_embd, self.session.n_ctx
-        self.model_id = self._make_model_id()
+        self.model_id = self._make_model_id(model_fingerprint)
         self._owner: object | None = None  # the score() generator currently using the KV cache
 
     # ---- the model pair and its prompt ---------------------------------------------------------------------------
 
-    def _check_pair(self, text_info: dict, mm_info: dict) -> tuple[str, str]:
-        if text_info["architecture"] == "clip":
+    def _check_pair(self, text: GgufHeader, mm: GgufHeader) -> tuple[str, str]:
+        arch, proj = text.values["general.architecture"], mm.values.get("clip.projector_type")
+        if arch == "clip":
             raise RerankerError(f"{self.model_path} is a projector (mmproj) file; pass it as the mmproj")
-        if mm_info["architecture"] != "clip" or not mm_info.get("projector_type"):
+        if mm.values["general.architecture"] != "clip" or not isinstance(proj, str) or not proj:
             raise RerankerError(f"{self.mmproj_path} is not a multimodal projector (mmproj) file")
-        proj = mm_info["projector_type"]
         if proj not in _TESTED_PROJECTORS:
             log.warning("projector family %r is not covered by edgeret's tests", proj)
-        return text_info["architecture"], proj
+        return arch, proj
 
     def _variants(self, word: str) -> np.ndarray:
         """Every vocabulary id whose piece strips and lowercases to `word` ("1", " 1", "Yes", "ĠYes", ...)."""
@@ -165,9 +167,9 @@ class MllmReranker:
                     return out
         return f"User: {i}{m * n_images}{q}\nAssistant:"
 
-    def _make_model_id(self) -> str:
+    def _make_model_id(self, model_fingerprint: str) -> str:
         h = hashlib.sha256()
-        for part in (fingerprint(self.model_path), fingerprint(self.mmproj_path), str(self.image_tokens)):
+        for part in (model_fingerprint, fingerprint(self.mmproj_path), str(self.image_tokens)):
             h.update(part.encode())
             h.update(b"\0")
         return f"mllm-{h.hexdigest()[:20]}"

@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from edgeret.errors import DecodeError, EdgeretError, ModelError
-from edgeret.rerank.gguf_file import TokenTable, fingerprint, gguf_index
+from edgeret.modelfiles import GgufHeader
+from edgeret.rerank.gguf_file import TokenTable
 from edgeret.rerank.weights import weights_for
 
 log = logging.getLogger(__name__)
@@ -115,12 +116,11 @@ def physical_cores() -> int:
 
 
 
-def default_image_tokens(mmproj_path: Path, projector: str) -> int | None:
+def default_image_tokens(mmproj: GgufHeader, projector: str) -> int | None:
     """Cheapest cap that keeps one full tile: one tile's token count for tiling projectors, else mtmd's own."""
     if projector != "idefics3":
         return None
-    keys = {"clip.vision.image_size", "clip.vision.patch_size", "clip.vision.projector.scale_factor"}
-    v, _ = gguf_index(mmproj_path, keys)
+    v = mmproj.values
     side = int(v.get("clip.vision.image_size", 512)) // int(v.get("clip.vision.patch_size", 16))
     return (side // int(v.get("clip.vision.projector.scale_factor", 1))) ** 2
 
@@ -141,7 +141,10 @@ class MtmdSession:
     """A loaded text model + mmproj pair: tokenization, the vision encoder and decoding; see the module doc."""
 
     def __init__(self, model_path: Path, mmproj_path: Path, *, architecture: str, threads: int,
-                 image_tokens: int | None, n_ctx: int | None, flash_attn: bool, weights_policy: str):
+                 image_tokens: int | None, n_ctx: int | None, flash_attn: bool, weights_policy: str,
+                 tensors: dict, fingerprint: str):
+        """`tensors` and `fingerprint`: the text model's tensor table (modelfiles.read_gguf) and gguf_file.fingerprint,
+        which the caller has already read."""
         self.llama, self.mtmd = import_backend()
         self.model = self.ctx = self.mctx = None
         self._tok_batch = self._emb_batch = None
@@ -150,7 +153,7 @@ class MtmdSession:
         self.flash_attn = flash_attn
         route_native_logs()
         try:
-            self._load(n_ctx, weights_policy)
+            self._load(n_ctx, weights_policy, tensors, fingerprint)
             self.n_vocab = self.llama.llama_vocab_n_tokens(self.vocab)
         except BaseException:
             self.close()
@@ -158,11 +161,10 @@ class MtmdSession:
 
     # ---- loading -----------------------------------------------------------------------------------------------
 
-    def _load(self, n_ctx: int | None, policy: str) -> None:
+    def _load(self, n_ctx: int | None, policy: str, tensors: dict, fingerprint: str) -> None:
         lc = self.llama
-        _, tensors = gguf_index(self.model_path, set())
         # The file llama.cpp runs (maybe an f32 copy, see weights.py); model_id stays that of the given file.
-        self.weights_path = weights_for(self.model_path, tensors, policy, fingerprint(self.model_path))
+        self.weights_path = weights_for(self.model_path, tensors, policy, fingerprint)
         lc.llama_backend_init()
         mp = lc.llama_model_default_params()
         mp.n_gpu_layers = 0
@@ -181,7 +183,8 @@ class MtmdSession:
         self._new_context(n_ctx)
         self._init_mtmd()
         self._tok_batch = lc.llama_batch_init(_N_BATCH, 0, 1)
-        self.table = self._maybe_token_table()
+        # the given file's tensor table serves the token table too, unless llama.cpp runs an f32 copy
+        self.table = self._maybe_token_table(tensors if self.weights_path == self.model_path else None)
         if self.table is not None:
             self._emb_batch = lc.llama_batch_init(_N_BATCH, self.n_embd, 1)
             self._emb_views = self._batch_views(self._emb_batch, self.n_embd)
@@ -225,12 +228,12 @@ class MtmdSession:
         self.mrope = bool(mt.mtmd_decode_use_mrope(self.mctx))
         self.non_causal = bool(mt.mtmd_decode_use_non_causal(self.mctx, None))
 
-    def _maybe_token_table(self) -> TokenTable | None:
+    def _maybe_token_table(self, tensors: dict | None) -> TokenTable | None:
         """Enable the single-batch path when the model's inputs are plain embedding-row lookups."""
         if self.architecture not in _PLAIN_EMBEDDING_ARCHS or self.mrope or self.non_causal:
             return None
         try:
-            return TokenTable(self.weights_path, self.n_embd)
+            return TokenTable(self.weights_path, self.n_embd, tensors)
         except (NotImplementedError, ValueError) as e:
             log.info("per-piece decoding for %s (token table unavailable: %s)", self.model_path.name, e)
             return None

@@ -75,11 +75,6 @@ class Matches:
     p_same: float
 
 
-def inlier_matches(query: Image.Image, candidate: Image.Image, reranker: SvReranker | None = None) -> Matches:
-    """The matched keypoints sv verified between two photos (a new SvReranker unless one is given)."""
-    return (reranker or SvReranker()).matches(query, candidate)
-
-
 class SvReranker:
     """PairReranker: P(same object) from the number of geometrically verified local-feature matches."""
 
@@ -208,18 +203,23 @@ class SvReranker:
         return feats
 
 
-def _downscale(image: Image.Image, max_side: int) -> Image.Image:
+def _downscaled_size(image: Image.Image, max_side: int) -> tuple[int, int]:
+    """The size features are computed at: the image's own, or scaled down to at most max_side px long."""
     scale = max_side / max(image.size)
     if scale >= 1:
-        return image
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return image.size
+    return max(1, round(image.width * scale)), max(1, round(image.height * scale))
+
+
+def _downscale(image: Image.Image, max_side: int) -> Image.Image:
+    size = _downscaled_size(image, max_side)
+    return image if size == image.size else image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def _scale_back(image: Image.Image, max_side: int) -> np.ndarray:
     """Per-axis factors from the downscaled image's coordinates (where features live) back to the image's pixels."""
-    small = _downscale(image, max_side) if max(image.size) > max_side else image
-    return np.array([image.width / small.width, image.height / small.height], np.float32)
+    w, h = _downscaled_size(image, max_side)  # the size alone: no second resize of the photo
+    return np.array([image.width / w, image.height / h], np.float32)
 
 
 def _root_sift(desc: np.ndarray) -> np.ndarray:

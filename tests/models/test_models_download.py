@@ -11,7 +11,7 @@ import pytest
 
 from edgeret import models
 from edgeret.errors import Cancelled, ModelError, ModelMissing, NetworkError
-from edgeret.settings import models_dir
+from edgeret.settings import ENV_HUB_URL, models_dir
 from tests.helpers.hub import Hub, hub_path, registry_toml, sha256, tiny_gguf
 
 NAME = "vlm"
@@ -92,7 +92,7 @@ def test_normal_download_installs_atomically(tmp_path, hub, files):
 def test_hub_url_from_environment(tmp_path, hub, files, monkeypatch):
     reg = make_registry(tmp_path, files)
     serve(hub, files)
-    monkeypatch.setenv(models.HUB_ENV, hub.url)
+    monkeypatch.setenv(ENV_HUB_URL, hub.url)
     assert models.pull(NAME, registry=reg).is_dir()
 
 

@@ -17,7 +17,7 @@ from edgeret import models
 from edgeret.cli import models as cli_models
 from edgeret.errors import ModelError, ModelMissing
 from edgeret.rerank.weights import COPIES
-from edgeret.settings import models_dir
+from edgeret.settings import ENV_HUB_URL, ENV_REGISTRY, models_dir
 from tests.helpers.hub import Hub, hub_path, registry_toml, sha256, tiny_gguf
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
@@ -218,8 +218,8 @@ def test_cli_pull_list_verify_remove(tmp_path, reg, monkeypatch, capsys):
         registry = models.load_registry(reg)
         for f in registry["vlm"].files:
             hub.add(hub_path("vlm", f.name), (tmp_path / "usb" / f.name).read_bytes())
-        monkeypatch.setenv(models.REGISTRY_ENV, str(reg))
-        monkeypatch.setenv(models.HUB_ENV, hub.url)
+        monkeypatch.setenv(ENV_REGISTRY, str(reg))
+        monkeypatch.setenv(ENV_HUB_URL, hub.url)
         assert run_cli("models", "pull", "vlm", "--no-progress") == 0
         assert "installed vlm" in capsys.readouterr().out
         assert run_cli("models", "list", "--json") == 0

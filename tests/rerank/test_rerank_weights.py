@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from edgeret.errors import UsageError
+from edgeret.modelfiles import read_gguf
 from edgeret.rerank import weights
-from edgeret.rerank.gguf_file import gguf_index
 from edgeret.rerank.mllm import MllmReranker
 from edgeret.testing import tiny_gguf
 from tests.helpers.rerank import CANDIDATES, QUERY
@@ -26,8 +26,7 @@ def weights_dir() -> Path:
 
 
 def _matrix_types(path) -> set[int]:
-    _, tensors = gguf_index(path, set())
-    return {t for t, ne, _ in tensors.values() if len(ne) >= 2}
+    return {t for t, ne, _ in read_gguf(path).tensors.values() if len(ne) >= 2}
 
 
 @needs_avx512

@@ -134,8 +134,6 @@ def test_mllm_plus_sv_mean_averages_and_skips_nan(sv, pair_files, tmp_path):
 
 def test_inlier_matches_land_on_the_same_points_in_each_photo(sv):
     """The matches the compare view draws: in each photo's own pixels, also for photos above max_side."""
-    from edgeret.rerank.sv import inlier_matches
-
     big = textured(4, size=(640, 480)).resize((1600, 1200), Image.Resampling.BICUBIC)  # downscaled for features
     crop = big.crop((200, 100, 1400, 1000))  # the same content shifted by (-200, -100), 1200 px wide
     m = sv.matches(big, crop)
@@ -147,11 +145,11 @@ def test_inlier_matches_land_on_the_same_points_in_each_photo(sv):
     assert m.query_xy[:, 0].max() > 1024  # query coordinates are in the 1600 px photo, not the downscaled one
 
     half = big.resize((800, 600), Image.Resampling.BICUBIC)
-    m2 = inlier_matches(big, half)
+    m2 = SvReranker().matches(big, half)
     err2 = np.linalg.norm(m2.query_xy / 2 - m2.candidate_xy, axis=1)
     assert m2.inliers >= 25 and np.median(err2) < 1.5 and (err2 < 4).mean() > 0.9
 
-    other = inlier_matches(big, textured(5, size=(640, 480)))
+    other = SvReranker().matches(big, textured(5, size=(640, 480)))
     assert other.inliers == sv.inliers(sv.features(big), sv.features(textured(5, size=(640, 480)))) < 12
 
 
