@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QLabel, QProgressBar
 
 from edgeret import models
 from edgeret.decode import decode_bytes
@@ -26,6 +27,8 @@ from edgeret.errors import Cancelled, EdgeretError, LibraryError, ModelMissing
 from edgeret.library import Library
 from edgeret.session import Query, RerankSpec, Session
 from edgeret.settings import DEFAULT_ENCODER, LAMBDA, K
+
+from .wording import size
 
 log = logging.getLogger(__name__)
 
@@ -373,6 +376,57 @@ class ModelWorker(QThread):
         if not done:
             folder = models.import_model(self.path, progress=self._progress, cancel=cancel)
             self.installed.emit(Path(folder).name, str(folder))
+
+
+class InstallsModels:
+    """What the first-start page and the missing-model banner share about installing: one ModelWorker at a time,
+    its byte progress on `bar` and the `detail` line, Cancel, and a clean stop at shutdown. The widget (this mixin
+    comes first in its bases) has `bar` and `detail` and defines _busy(), _installed(name, folder), _failed(error)."""
+
+    bar: QProgressBar
+    detail: QLabel
+    worker: ModelWorker | None = None
+    last_progress: tuple[int, int] | None = None  # the last (bytes done, bytes total) shown
+
+    def _busy(self, busy: bool) -> None:
+        raise NotImplementedError
+
+    def _installed(self, name: str, folder: str) -> None:
+        raise NotImplementedError
+
+    def _failed(self, error: BaseException) -> None:
+        raise NotImplementedError
+
+    def _start(self, worker: ModelWorker) -> None:
+        self.worker = worker
+        worker.progress.connect(self._progress)
+        worker.installed.connect(self._installed)
+        worker.error.connect(self._failed)
+        worker.finished.connect(self._finished)
+        self.bar.setValue(0)
+        self.detail.setText("starting…")
+        self._busy(True)
+        worker.start()
+
+    def _cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def _progress(self, done: int, total: int, file: str) -> None:
+        self.last_progress = (done, total)
+        self.bar.setValue(int(1000 * done / total) if total else 0)
+        self.detail.setText(f"{file}: {size(done)} of {size(total)}")
+
+    def _finished(self) -> None:
+        if self.worker is not None:
+            self.worker.deleteLater()
+        self.worker = None
+        self._busy(False)
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker.wait(10_000)
 
 
 # ----------------------------------------------------------------------------------------------------- small tasks
