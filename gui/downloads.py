@@ -28,6 +28,30 @@ class Outcome:
     resumable: bool = False
 
 
+def is_installed(name: str | None) -> bool:
+    """Whether the registry model `name` is installed (False for a name the registry does not know)."""
+    try:
+        return name is not None and models.get(name).installed()
+    except EdgeretError:
+        return False
+
+
+def size_of(name: str) -> int:
+    """The registry model's download size in bytes (0 for a name the registry does not know)."""
+    try:
+        return models.get(name).size
+    except EdgeretError:
+        return 0
+
+
+def is_registry(name: str | None) -> bool:
+    """Whether `name` is a registry model (else a folder or file path, or nothing)."""
+    try:
+        return name is not None and models.get(name) is not None
+    except EdgeretError:
+        return False
+
+
 def default_names() -> list[str]:
     """The models the first-start page offers: the default encoder, re-ranker and the text tower pairing it."""
     names = []

@@ -451,9 +451,9 @@ class MainWindow(QMainWindow):
     def _model_installed(self, role: str, name: str) -> None:
         self.settings_panel.refresh_models()
         self.say(f"{name} installed")
-        if role == "reranker" and not self.settings_panel.rerank.isChecked() or (
-                role == "reranker" and self.settings_panel.kind.currentData() == "sv"):
-            self.settings_panel.set_reranker("mllm")  # the LLM the user just fetched is what they want to use
+        panel = self.settings_panel
+        if role == "reranker" and (not panel.rerank.isChecked() or panel.kind.currentData() == "sv"):
+            panel.set_reranker("mllm")  # the LLM the user just fetched is what they want to use
         if role == "encoder":
             self._auto_indexed = False
             self.refresh_library()  # remembered folders are indexed now
@@ -514,10 +514,8 @@ class MainWindow(QMainWindow):
 
     def _reranker_changed(self) -> None:
         """Switching who checks re-runs the current query; a banner for a model no longer needed goes."""
-        if self.settings_panel.active_reranker() in ("sv", None) and self.settings_panel.kind.currentData() == "sv":
-            self.model_panel.hide_for("reranker")
-        if not self.settings_panel.rerank.isChecked():
-            self.model_panel.hide_for("reranker")
+        if self.settings_panel.kind.currentData() == "sv" or not self.settings_panel.rerank.isChecked():
+            self.model_panel.hide_for("reranker")  # sv needs no model, and with checking off nothing does
         self._prepare_tokens()
         if self.last_query is not None:
             self._submit(**self.last_query)

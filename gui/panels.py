@@ -33,11 +33,11 @@ from edgeret.rerankers import installed_reranker
 from edgeret.settings import LAMBDA, K
 from edgeret.verdicts import Thresholds
 
-from .downloads import PURPOSE, outcome
+from .downloads import PURPOSE, is_installed, is_registry, outcome
 from .messages import StatusLine, WrapLabel
 from .wording import for_desktop
 from .wording import size as _size
-from .workers import ModelWorker, QuerySettings
+from .workers import InstallsModels, ModelWorker, QuerySettings
 
 
 def _duration(seconds: float) -> str:
@@ -235,7 +235,7 @@ class SettingsPanel(QGroupBox):
         data = self.model.currentData()
         if isinstance(data, tuple) and data[0] == "files":
             return True
-        return isinstance(data, tuple) and _installed(data[1])
+        return isinstance(data, tuple) and is_installed(data[1])
 
     def _kind_changed(self, _index: int = 0) -> None:
         kind = self.kind.currentData()
@@ -388,14 +388,7 @@ class _quiet:
             w.blockSignals(was)
 
 
-def _installed(name: str) -> bool:
-    try:
-        return models.get(name).installed()
-    except EdgeretError:
-        return False
-
-
-class ModelPanel(QFrame):
+class ModelPanel(InstallsModels, QFrame):
     """A banner naming a missing model, with download (size, progress, cancel, resume) or offline import; browsing
     goes on meanwhile. Every message wraps; the library's own text is under Details."""
 
@@ -412,7 +405,6 @@ class ModelPanel(QFrame):
         self.setObjectName("modelPanel")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.role = self.name = None
-        self.worker: ModelWorker | None = None
         self.message = WrapLabel()
         self.download = QPushButton("Download")
         self.import_ = QPushButton("Import files…")
@@ -484,10 +476,6 @@ class ModelPanel(QFrame):
         for b in (self.download, self.import_, self.dismiss):
             b.setEnabled(not busy)
 
-    def _cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-
     def start_download(self) -> None:
         self._start(ModelWorker(name=self.name, parent=self))
 
@@ -497,26 +485,11 @@ class ModelPanel(QFrame):
             self.import_from(folder)
 
     def import_from(self, path: str) -> None:
-        self._start(ModelWorker(name=self.name if _is_registry(self.name) else None, path=path, parent=self))
+        self._start(ModelWorker(name=self.name if is_registry(self.name) else None, path=path, parent=self))
 
     def _start(self, worker: ModelWorker) -> None:
-        self.worker = worker
-        worker.progress.connect(self._progress)
-        worker.installed.connect(self._installed)
-        worker.error.connect(self._failed)
-        worker.finished.connect(self._finished)
-        self.bar.setValue(0)
-        self.detail.setText("starting…")
         self._set_details("")
-        self._busy(True)
-        worker.start()
-
-    def _progress(self, done: int, total: int, file: str) -> None:
-        self.last_progress = (done, total)
-        self.bar.setValue(int(1000 * done / total) if total else 0)
-        self.detail.setText(f"{file}: {_size(done)} of {_size(total)}")
-
-    last_progress: tuple[int, int] | None = None
+        super()._start(worker)
 
     def _installed(self, name: str, folder: str) -> None:
         self.detail.setText(f"installed in {folder}")
@@ -524,25 +497,8 @@ class ModelPanel(QFrame):
         self.installed.emit(self.role or "", name)
 
     def _failed(self, error) -> None:
-        said = outcome(error, [self.name] if _is_registry(self.name) else [])
+        said = outcome(error, [self.name] if is_registry(self.name) else [])
         self.detail.setText(said.text)
         self._set_details(said.details)
-        if said.resumable and _is_registry(self.name):
+        if said.resumable and is_registry(self.name):
             self.download.setText(f"Resume download ({_size(models.partial_bytes(self.name))} here)")
-
-    def _finished(self) -> None:
-        self._busy(False)
-        self.worker.deleteLater()
-        self.worker = None
-
-    def shutdown(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker.wait(10_000)
-
-
-def _is_registry(name: str | None) -> bool:
-    try:
-        return name is not None and models.get(name) is not None
-    except EdgeretError:
-        return False

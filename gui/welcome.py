@@ -23,10 +23,10 @@ from edgeret import models
 from edgeret.errors import EdgeretError
 from edgeret.fsnames import display
 
-from .downloads import PURPOSE, default_names, outcome
+from .downloads import PURPOSE, default_names, is_installed, outcome, size_of
 from .messages import MessageBar, WrapLabel
 from .wording import size
-from .workers import ModelWorker
+from .workers import InstallsModels, ModelWorker
 
 INTRO = ("edgeret looks through your photo folders and finds the photos that show the same thing as a photo you "
          "give it — the same mug, the same bike, the same building — not merely similar ones. It runs on this "
@@ -35,7 +35,7 @@ SEARCH_HINT = ("Drop a photo on the Results tab, paste one (Ctrl+V), choose one 
                "in the library → Find this object. Each result then says Same object, Maybe or Different.")
 
 
-class WelcomePage(QScrollArea):
+class WelcomePage(InstallsModels, QScrollArea):
     """Emits add_folder / choose_encoder; installs models itself and reports each with installed(role, name)."""
 
     add_folder = Signal()
@@ -47,7 +47,6 @@ class WelcomePage(QScrollArea):
         self.setObjectName("welcome")
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.worker: ModelWorker | None = None
         self._names: list[str] = []
         self.names = default_names()
         outer = QWidget()
@@ -87,7 +86,7 @@ class WelcomePage(QScrollArea):
                                        "preprocess.json")
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
-        self.progress_text = WrapLabel("")
+        self.detail = WrapLabel("")  # the install's progress, then what became of it
         self.message = MessageBar()
         row = QHBoxLayout()
         for b in (self.download, self.cancel, self.import_, self.encoder_button):
@@ -97,7 +96,7 @@ class WelcomePage(QScrollArea):
         lay.addWidget(self.model_list)
         lay.addLayout(row)
         lay.addWidget(self.bar)
-        lay.addWidget(self.progress_text)
+        lay.addWidget(self.detail)
         lay.addWidget(self.message)
         self.download.clicked.connect(self.start_download)
         self.cancel.clicked.connect(self._cancel)
@@ -127,7 +126,7 @@ class WelcomePage(QScrollArea):
 
     # state shown ------------------------------------------------------------------------------------------------
     def missing(self) -> list[str]:
-        return [n for n in self.names if not _installed(n) and _size_of(n)]
+        return [n for n in self.names if not is_installed(n) and size_of(n)]
 
     def refresh_models(self) -> None:
         self.names = default_names()  # the registry can change under a running app (EDGERET_REGISTRY)
@@ -144,7 +143,7 @@ class WelcomePage(QScrollArea):
             lines.append(f"• {PURPOSE.get(info.role, info.role)} — {name}, {info.licence}: {state}")
         self.model_list.setText("\n".join(lines) or "The model registry lists no default models.")
         todo = self.missing()
-        total = sum(_size_of(n) for n in todo)
+        total = sum(size_of(n) for n in todo)
         kept = sum(models.partial_bytes(n) for n in todo)
         self.download.setText(("Resume download" if kept else "Download models") + f" ({size(total)})" if todo
                               else "All models installed")
@@ -174,7 +173,7 @@ class WelcomePage(QScrollArea):
     def start_download(self) -> None:
         todo = self.missing()
         if todo:
-            self._start(ModelWorker(names=todo, parent=self), todo)
+            self._install(ModelWorker(names=todo, parent=self), todo)
 
     def _choose_import(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder holding the model files copied from another computer")
@@ -182,60 +181,24 @@ class WelcomePage(QScrollArea):
             self.import_from(folder)
 
     def import_from(self, folder: str) -> None:
-        self._start(ModelWorker(path=folder, parent=self), self.missing())
+        self._install(ModelWorker(path=folder, parent=self), self.missing())
 
-    def _start(self, worker: ModelWorker, names: list[str]) -> None:
-        self.worker, self._names = worker, names
-        worker.progress.connect(self._progress)
-        worker.installed.connect(self._installed)
-        worker.error.connect(self._failed)
-        worker.finished.connect(self._finished)
-        self.bar.setValue(0)
-        self.progress_text.setText("starting…")
+    def _install(self, worker: ModelWorker, names: list[str]) -> None:
+        self._names = names
         self.message.hide()
-        self._busy(True)
-        worker.start()
-
-    def _cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-
-    def _progress(self, done: int, total: int, file: str) -> None:
-        self.bar.setValue(int(1000 * done / total) if total else 0)
-        self.progress_text.setText(f"{file}: {size(done)} of {size(total)}")
+        super()._start(worker)
 
     def _installed(self, name: str, folder: str) -> None:
-        self.progress_text.setText(f"{name} installed")
-        role = models.get(name).role if _installed(name) else ""
+        self.detail.setText(f"{name} installed")
+        role = models.get(name).role if is_installed(name) else ""
         self.installed.emit(role, name)
 
     def _failed(self, error) -> None:
         said = outcome(error, self._names)
-        self.progress_text.setText("")
+        self.detail.setText("")
         self.message.show_message(said.text, "warning" if said.resumable else "error", said.details)
 
     def _finished(self) -> None:
-        self.worker.deleteLater()
-        self.worker = None
-        self._busy(False)
+        super()._finished()
         self.refresh_models()
-
-    def shutdown(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker.wait(10_000)
-
-
-def _size_of(name: str) -> int:
-    try:
-        return models.get(name).size
-    except EdgeretError:
-        return 0
-
-
-def _installed(name: str) -> bool:
-    try:
-        return models.get(name).installed()
-    except EdgeretError:
-        return False
 

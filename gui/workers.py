@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QLabel, QProgressBar
 
 from edgeret import models
 from edgeret.decode import decode_bytes
@@ -26,6 +27,8 @@ from edgeret.errors import Cancelled, EdgeretError, LibraryError, ModelMissing
 from edgeret.library import Library
 from edgeret.session import Query, RerankSpec, Session
 from edgeret.settings import DEFAULT_ENCODER, LAMBDA, K
+
+from .wording import size
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,33 @@ def failures_to(emit: Callable[[str], None], what: str):
         emit(f"{what} failed: {type(e).__name__}: {e}")
 
 
+EMPTY_LIBRARY = "the library is empty: add a photo folder first"
+
+
+class CancellableThread(QThread):
+    """A worker thread whose long call gets `self._cancel.is_set` as its cancel callable (stopping is cooperative)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._cancel = threading.Event()
+        self._last_emit = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _throttled(self, signal, done: int, total: int, what: str) -> None:
+        """Emit (done, total, what) on `signal` at most ~20 times a second (plenty for a progress bar), and the
+        last report always."""
+        now = time.monotonic()
+        if done == total or now - self._last_emit > 0.05:
+            self._last_emit = now
+            signal.emit(done, total, what)
+
+
 # ------------------------------------------------------------------------------------------------------ indexing
 
 
-class IndexWorker(QThread):
+class IndexWorker(CancellableThread):
     """Indexes `roots` (none: refresh every root) into the library; pause and cancel between photos."""
 
     progress = Signal(int, int, str)  # done, total, current path
@@ -64,21 +90,13 @@ class IndexWorker(QThread):
     def __init__(self, library: Path, roots: list[str], encoder: str | None, threads: int, parent=None):
         super().__init__(parent)
         self.library, self.roots, self.encoder, self.threads = library, roots, encoder, threads
-        self._cancel = threading.Event()
         self._paused = threading.Event()
-        self._last_emit = 0.0
-
-    def cancel(self) -> None:
-        self._cancel.set()
 
     def set_paused(self, paused: bool) -> None:
         (self._paused.set if paused else self._paused.clear)()
 
     def _progress(self, done: int, total: int, path: str) -> None:
-        now = time.monotonic()
-        if done == total or now - self._last_emit > 0.05:  # ~20 updates a second are plenty for a progress bar
-            self._last_emit = now
-            self.progress.emit(done, total, path)
+        self._throttled(self.progress, done, total, path)
         while self._paused.is_set() and not self._cancel.is_set():  # the indexer waits here, between two photos
             time.sleep(0.05)
 
@@ -177,7 +195,7 @@ class QueryWorker(QThread):
         try:
             self._session.library  # noqa: B018  (opens it)
         except LibraryError:
-            raise LibraryError("the library is empty: add a photo folder first") from None
+            raise LibraryError(EMPTY_LIBRARY) from None
         return self._session
 
     def _load_encoder(self, session: Session, s: QuerySettings):
@@ -258,7 +276,7 @@ def rerank_spec(s: QuerySettings) -> RerankSpec:
 # ------------------------------------------------------------------------------------------------------ duplicates
 
 
-class DuplicatesWorker(QThread):
+class DuplicatesWorker(CancellableThread):
     """Finds near-duplicate groups (edgeret.duplicates.find_duplicates) on its own library reader; nothing is moved
     or deleted. With `verify`, a re-ranker (the MLLM when installed, else sv) judges the borderline pairs.
     Cancel is cooperative: the k-NN stops between chunks, verification between pairs."""
@@ -270,17 +288,9 @@ class DuplicatesWorker(QThread):
     def __init__(self, library: Path, threshold: float, k: int, verify: bool = False, parent=None):
         super().__init__(parent)
         self.library, self.threshold, self.k, self.verify = library, threshold, k, verify
-        self._cancel = threading.Event()
-        self._last_emit = 0.0
-
-    def cancel(self) -> None:
-        self._cancel.set()
 
     def _progress(self, done: int, total: int, stage: str) -> None:
-        now = time.monotonic()
-        if done == total or now - self._last_emit > 0.05:
-            self._last_emit = now
-            self.progress.emit(done, total, stage)
+        self._throttled(self.progress, done, total, stage)
 
     def run(self) -> None:
         from edgeret.duplicates import find_duplicates, open_verifier
@@ -289,7 +299,7 @@ class DuplicatesWorker(QThread):
             try:
                 lib = Library(self.library)
             except LibraryError:
-                raise LibraryError("the library is empty: add a photo folder first") from None
+                raise LibraryError(EMPTY_LIBRARY) from None
             with lib:
                 verifier = open_verifier(lib) if self.verify else None
                 try:
@@ -307,25 +317,20 @@ class DuplicatesWorker(QThread):
 # -------------------------------------------------------------------------------------------------- model installs
 
 
-class ModelWorker(QThread):
+class ModelWorker(CancellableThread):
     """Downloads the models `names` one after the other, or imports one model from `path`; byte progress over the
     whole queue, and cancel (a cancelled or cut download keeps its bytes: the next start resumes)."""
 
     progress = Signal(object, object, str)  # bytes done, bytes total (Python ints: models exceed 2 GB), file
     installed = Signal(str, str)  # model name, folder (once per model)
-    failed = Signal(str)  # the library's message
     error = Signal(object)  # the exception itself (NetworkError says whether the network is there at all)
 
     def __init__(self, name: str | None = None, path: str | None = None, parent=None, names: list[str] | None = None):
         super().__init__(parent)
         self.names = names if names is not None else ([name] if name else [])
         self.name, self.path = name, path
-        self._cancel = threading.Event()
         self._base = 0
         self._total = 0
-
-    def cancel(self) -> None:
-        self._cancel.set()
 
     def _progress(self, p: models.Progress) -> None:
         self.progress.emit(self._base + p.done, max(self._total, self._base + p.total), p.file)
@@ -344,12 +349,9 @@ class ModelWorker(QThread):
         except EdgeretError as e:
             log.warning("model install stopped: %s", e)
             self.error.emit(e)
-            self.failed.emit(str(e))
         except Exception as e:
             log.exception("model install failed")
             self.error.emit(e)
-            self.failed.emit(f"install failed: {type(e).__name__}: {e}")
-
 
     def _import(self) -> None:
         """`name` from `path`; or each of `names` whose files are in `path` (or in path/NAME); or whatever model
@@ -373,6 +375,57 @@ class ModelWorker(QThread):
         if not done:
             folder = models.import_model(self.path, progress=self._progress, cancel=cancel)
             self.installed.emit(Path(folder).name, str(folder))
+
+
+class InstallsModels:
+    """What the first-start page and the missing-model banner share about installing: one ModelWorker at a time,
+    its byte progress on `bar` and the `detail` line, Cancel, and a clean stop at shutdown. The widget (this mixin
+    comes first in its bases) has `bar` and `detail` and defines _busy(), _installed(name, folder), _failed(error)."""
+
+    bar: QProgressBar
+    detail: QLabel
+    worker: ModelWorker | None = None
+    last_progress: tuple[int, int] | None = None  # the last (bytes done, bytes total) shown
+
+    def _busy(self, busy: bool) -> None:
+        raise NotImplementedError
+
+    def _installed(self, name: str, folder: str) -> None:
+        raise NotImplementedError
+
+    def _failed(self, error: BaseException) -> None:
+        raise NotImplementedError
+
+    def _start(self, worker: ModelWorker) -> None:
+        self.worker = worker
+        worker.progress.connect(self._progress)
+        worker.installed.connect(self._installed)
+        worker.error.connect(self._failed)
+        worker.finished.connect(self._finished)
+        self.bar.setValue(0)
+        self.detail.setText("starting…")
+        self._busy(True)
+        worker.start()
+
+    def _cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def _progress(self, done: int, total: int, file: str) -> None:
+        self.last_progress = (done, total)
+        self.bar.setValue(int(1000 * done / total) if total else 0)
+        self.detail.setText(f"{file}: {size(done)} of {size(total)}")
+
+    def _finished(self) -> None:
+        if self.worker is not None:
+            self.worker.deleteLater()
+        self.worker = None
+        self._busy(False)
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker.wait(10_000)
 
 
 # ----------------------------------------------------------------------------------------------------- small tasks

@@ -1,4 +1,4 @@
-"""What the GUI tests share: waiting for the window's workers, closing it cleanly, dropping files on it."""
+"""What the GUI tests share: opening the window, waiting for its workers, closing it cleanly, dropping files on it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,24 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
+from edgeret.settings import Settings
+from edgeret.thumbnails import ThumbnailCache
 from gui.main_window import MainWindow
 
 N_PHOTOS = 13  # the `photos` fixture: 12 JPEGs and a PNG (the hidden folder is skipped)
 WAIT = 90_000  # generous: CI machines can be slow and shared
+
+
+def open_window(qtbot, tmp_path: Path, encoder: Path | str | None = None, *, library: Path | None = None,
+                threads: int = 2, thumb_size: int = 96, **kwargs) -> MainWindow:
+    """A shown MainWindow on `library` (default tmp_path/lib) with its thumbnails under tmp_path/thumbs; kwargs go
+    to MainWindow (text_encoder, watch, prefs). The test closes it with close()."""
+    settings = Settings(library=library or tmp_path / "lib", encoder=str(encoder) if encoder else None, threads=threads)
+    w = MainWindow(settings, ThumbnailCache(tmp_path / "thumbs", size=thumb_size), **kwargs)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
 
 
 def close(w: MainWindow) -> None:

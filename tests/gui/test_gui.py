@@ -20,24 +20,11 @@ from PIL import Image  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QGuiApplication, QImage  # noqa: E402
 
-from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing.photos import make_photo, snapshot  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from edgeret.verdicts import Thresholds  # noqa: E402
 from gui.item_models import LINES_ROLE, VERDICT_ROLE  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
-from tests.gui.helpers import N_PHOTOS, WAIT, close, drop, index, pixel_std, run_query  # noqa: E402
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, tiny_encoder):
-    w = MainWindow(Settings(library=tmp_path / "lib", encoder=str(tiny_encoder), threads=2),
-                   ThumbnailCache(tmp_path / "thumbs", size=96))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    close(w)
+from tests.gui.helpers import N_PHOTOS, WAIT, drop, index, pixel_std, run_query  # noqa: E402
 
 
 def test_index_drop_rerank_live_then_stop(qtbot, window, photos, tmp_path, tiny_vlm):

@@ -12,22 +12,8 @@ pytestmark = pytest.mark.gui
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 
-from edgeret.settings import Settings  # noqa: E402
-from edgeret.thumbnails import ThumbnailCache  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
 from gui.query_image import QueryImage  # noqa: E402
-from tests.gui.helpers import WAIT, close, drop, index  # noqa: E402
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, tiny_encoder):
-    w = MainWindow(Settings(library=tmp_path / "lib", encoder=str(tiny_encoder), threads=2),
-                   ThumbnailCache(tmp_path / "thumbs", size=96))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    close(w)
+from tests.gui.helpers import WAIT, drop, index  # noqa: E402
 
 
 def _screen(widget: QueryImage, x: float, y: float) -> QPoint:

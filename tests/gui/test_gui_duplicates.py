@@ -21,7 +21,7 @@ from edgeret.testing.photos import make_photo, snapshot  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.item_models import LINES_ROLE  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
-from tests.gui.helpers import WAIT, close  # noqa: E402
+from tests.gui.helpers import WAIT, close, open_window  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,7 @@ def dup_library(tmp_path, thumb_encoder):
 
 @pytest.fixture
 def window(qtbot, tmp_path, dup_library):
-    w = MainWindow(Settings(library=dup_library[1], threads=1), ThumbnailCache(tmp_path / "thumbs", size=64))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = open_window(qtbot, tmp_path, library=dup_library[1], threads=1, thumb_size=64)
     yield w
     close(w)
 

@@ -16,10 +16,9 @@ pytestmark = pytest.mark.gui
 from PySide6.QtWidgets import QLabel  # noqa: E402
 
 from edgeret.library import Library  # noqa: E402
-from edgeret.settings import DEFAULT_ENCODER, Settings  # noqa: E402
-from edgeret.thumbnails import ThumbnailCache  # noqa: E402
+from edgeret.settings import DEFAULT_ENCODER  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
-from tests.gui.helpers import N_PHOTOS, WAIT, close  # noqa: E402
+from tests.gui.helpers import N_PHOTOS, WAIT, close, open_window  # noqa: E402
 from tests.helpers.hub import Hub, hub_path, registry_toml, sha256  # noqa: E402
 
 LONG = "model-" + "with-a-very-long-file-name-" * 6 + ".onnx"  # 170 characters, no space to wrap at
@@ -38,11 +37,7 @@ def _registry(tmp_path, encoder_dir, monkeypatch, file_name="model.onnx") -> byt
 
 
 def _window(qtbot, tmp_path) -> MainWindow:
-    w = MainWindow(Settings(library=tmp_path / "lib", threads=1), ThumbnailCache(tmp_path / "thumbs", size=64))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
+    return open_window(qtbot, tmp_path, threads=1, thumb_size=64)
 
 
 def _visible_text(w) -> str:

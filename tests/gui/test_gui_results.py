@@ -18,15 +18,12 @@ from PySide6.QtCore import QItemSelectionModel, Qt  # noqa: E402
 from PySide6.QtGui import QKeySequence  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing.photos import snapshot, textured, warped  # noqa: E402
-from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from edgeret.verdicts import Verdict  # noqa: E402
 from gui.about import AboutDialog  # noqa: E402
 from gui.item_models import VERDICT_ROLE  # noqa: E402
-from gui.main_window import MainWindow  # noqa: E402
 from gui.messages import LogDialog  # noqa: E402
-from tests.gui.helpers import WAIT, close, run_query  # noqa: E402
+from tests.gui.helpers import WAIT, close, open_window, run_query  # noqa: E402
 
 N = 8
 
@@ -51,11 +48,7 @@ def query(tmp_path):
 
 @pytest.fixture
 def window(qtbot, tmp_path, tiny_encoder, photos):
-    w = MainWindow(Settings(library=tmp_path / "lib", encoder=str(tiny_encoder), threads=2),
-                   ThumbnailCache(tmp_path / "thumbs", size=96))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = open_window(qtbot, tmp_path, tiny_encoder)
     w.add_folder(str(photos))
     qtbot.waitUntil(lambda: w.index_worker is None and w.photo_model.rowCount() == N, timeout=WAIT)
     yield w

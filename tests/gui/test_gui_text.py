@@ -19,7 +19,7 @@ from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing import tiny_text  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
-from tests.gui.helpers import WAIT, close  # noqa: E402
+from tests.gui.helpers import WAIT, close, open_window  # noqa: E402
 
 COLOURS = tiny_text.PHOTO_COLOURS
 
@@ -36,11 +36,7 @@ def colour_library(tmp_path_factory, towers):
 
 @pytest.fixture
 def window(qtbot, tmp_path, colour_library, towers):
-    w = MainWindow(Settings(library=colour_library, threads=1), ThumbnailCache(tmp_path / "thumbs", size=64),
-                   text_encoder=str(towers[1]))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = open_window(qtbot, tmp_path, library=colour_library, threads=1, thumb_size=64, text_encoder=str(towers[1]))
     qtbot.waitUntil(lambda: w.photo_model.rowCount() == len(COLOURS), timeout=WAIT)
     yield w
     close(w)
