@@ -93,4 +93,3 @@ def shared_devset() -> Path:
     if not (DEVSET / "gt.json").is_file() or not (MNV2 / "model.onnx").is_file():
         pytest.skip(f"shared dev data not found at {SHARED}")
     return DEVSET
-
