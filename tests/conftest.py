@@ -9,13 +9,10 @@ from pathlib import Path
 import pytest
 
 from edgeret.testing.photos import make_photo
+from edgeret.testing.shared import DEVSET, MNV2, SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-SHARED = Path(os.environ.get("EDGERET_SHARED", ROOT.parent / "shared"))
-DEVSET = SHARED / "data" / "devset"
-MNV2 = SHARED / "models" / "mnv2-gem"
 PROJECTORS = ("mlp", "idefics3")  # the projector families every re-ranker test runs against
 
 
