@@ -86,6 +86,16 @@ def photos(tmp_path) -> Path:
 
 
 @pytest.fixture
+def indexed(tmp_path, photos, tiny_encoder) -> Path:
+    """The folder of a library of `photos`, indexed with the tiny encoder (closed again)."""
+    from edgeret.library import Library
+
+    with Library(tmp_path / "lib", writable=True) as lib:
+        lib.index([photos], encoder_spec=str(tiny_encoder), threads=1)
+    return tmp_path / "lib"
+
+
+@pytest.fixture
 def shared_devset() -> Path:
     if not (DEVSET / "gt.json").is_file() or not (MNV2 / "model.onnx").is_file():
         pytest.skip(f"shared dev data not found at {SHARED}")
