@@ -23,9 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("EDGERET_SHARED", ROOT.parent / "shared"))
-DEVSET = SHARED / "data" / "devset"
-MNV2 = SHARED / "models" / "mnv2-gem"
+
+from edgeret.testing.shared import DEVSET, MNV2, SHARED  # noqa: E402
+
 QUERY = "images/dev_0000.jpg"  # a real multi-view object of the devset (group dev_r02)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -26,9 +25,8 @@ from edgeret.decode import decode  # noqa: E402
 from edgeret.evaluate import library_paths, load_ground_truth  # noqa: E402
 from edgeret.library import Library  # noqa: E402
 from edgeret.rerank.sv import SvReranker  # noqa: E402
+from edgeret.testing.shared import DEVSET, MNV2  # noqa: E402
 from edgeret.verdicts import DIFFERENT_BELOW, SAME_AT  # noqa: E402
-
-SHARED = Path(os.environ.get("EDGERET_SHARED", ROOT.parent / "shared"))
 
 
 def judged_pairs(lib: Library, gt_path: Path, k: int, threads: int) -> list[tuple[float, bool]]:
@@ -66,8 +64,8 @@ def table(pairs: list[tuple[float, bool]]) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--gt", type=Path, default=SHARED / "data" / "devset" / "gt.json")
-    ap.add_argument("--encoder", default=str(SHARED / "models" / "mnv2-gem"))
+    ap.add_argument("--gt", type=Path, default=DEVSET / "gt.json")
+    ap.add_argument("--encoder", default=str(MNV2))
     ap.add_argument("--library", type=Path, help="an indexed library (default: index the devset into a temp dir)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -9,13 +9,10 @@ from pathlib import Path
 import pytest
 
 from edgeret.testing.photos import make_photo
+from edgeret.testing.shared import DEVSET, MNV2, SHARED
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-SHARED = Path(os.environ.get("EDGERET_SHARED", ROOT.parent / "shared"))
-DEVSET = SHARED / "data" / "devset"
-MNV2 = SHARED / "models" / "mnv2-gem"
 PROJECTORS = ("mlp", "idefics3")  # the projector families every re-ranker test runs against
 
 
@@ -89,8 +86,17 @@ def photos(tmp_path) -> Path:
 
 
 @pytest.fixture
+def indexed(tmp_path, photos, tiny_encoder) -> Path:
+    """The folder of a library of `photos`, indexed with the tiny encoder (closed again)."""
+    from edgeret.library import Library
+
+    with Library(tmp_path / "lib", writable=True) as lib:
+        lib.index([photos], encoder_spec=str(tiny_encoder), threads=1)
+    return tmp_path / "lib"
+
+
+@pytest.fixture
 def shared_devset() -> Path:
     if not (DEVSET / "gt.json").is_file() or not (MNV2 / "model.onnx").is_file():
         pytest.skip(f"shared dev data not found at {SHARED}")
     return DEVSET
-

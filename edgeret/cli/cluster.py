@@ -14,8 +14,9 @@ from pathlib import Path
 
 from .. import settings as defaults
 from ..errors import UsageError
-from .common import add_common, add_progress, count, interruptible, settings, wants_progress
-from .library import CODECS
+from .common import add_common, add_mllm_args, count, interruptible, print_status, settings, wants_progress
+from .duplicates import groups_json, print_groups
+from .library import CODECS, print_report
 
 
 def add_parser(subparsers) -> None:
@@ -32,7 +33,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("encode-tokens", help="store every photo's visual tokens as Parquet files")
-    _mllm_args(p)
+    add_mllm_args(p)
     p.add_argument("--codec", choices=CODECS, default="f16", help="token storage")
     p.add_argument("--batch-size", type=count, default=8, help="photos per token file")
     _common(p, progress=True, encoder=False)
@@ -43,7 +44,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("-k", type=count, default=defaults.K, help="how many results per query (and how many to re-rank)")
     p.add_argument("--rerank", action="store_true", help="re-rank the top k by the MLLM on a pool of Ray actors")
     p.add_argument("--lambda", dest="lam", type=float, default=defaults.LAMBDA, help="final = λ·cosine + (1−λ)·P(same)")
-    _mllm_args(p)
+    add_mllm_args(p)
     p.add_argument("--prompt", choices=["object01", "yesno"], help="MLLM question: 0/1 digit or Yes/No")
     _common(p)
     p.set_defaults(func=cmd_search)
@@ -62,9 +63,7 @@ def add_parser(subparsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser, progress: bool = False, encoder: bool = True) -> None:
-    add_common(p, encoder=encoder)
-    if progress:
-        add_progress(p)
+    add_common(p, encoder=encoder, progress=progress)
     p.add_argument("--ray", metavar="ADDRESS", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all cores)")
     p.add_argument("--milvus", metavar="URI", help="Milvus URI (default: milvus-lite in the library folder)")
@@ -74,12 +73,6 @@ def _common(p: argparse.ArgumentParser, progress: bool = False, encoder: bool = 
                    help=f"actors in the pool (default {defaults.CLUSTER_WORKERS})")
     p.add_argument("--tokens", metavar="DIR|URL", help="visual-token folder every worker can read "
                    "(default: tokens/ in the library folder)")
-
-
-def _mllm_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vlm", help="MLLM: registry name, installed folder, or text-model GGUF (with --mmproj)")
-    p.add_argument("--mmproj", help="MLLM projector GGUF, with --vlm PATH")
-    p.add_argument("--image-tokens", type=int, help="MLLM image token cap (default: one full tile)")
 
 
 def _options(args: argparse.Namespace):
@@ -109,12 +102,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     with interruptible(wants_progress(args)) as (bar, cancel):
         report = index(args.sources, opts, encoder_spec=s.encoder, batch_size=args.batch_size, progress=bar,
                        cancel=cancel)
-    if args.json:
-        print(json.dumps(report.as_dict()))
-    else:
-        from .library import _print_report
-
-        _print_report(report)
+    print_report(report, args.json)
     return 130 if report.cancelled else 0
 
 
@@ -137,19 +125,19 @@ def cmd_encode_tokens(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     s, opts = _options(args)
     from ..cluster.search import RayPairReranker, search
-    from .search import _print_results, _query_paths
+    from .search import print_results, query_paths
 
     if not 0.0 <= args.lam <= 1.0:
         raise UsageError("--lambda must be between 0 and 1")
     rerank = _mllm_files(args) if args.rerank else None
-    named = RayPairReranker([]) if args.rerank else None  # what the printer reads: the re-ranker's name
+    name = RayPairReranker.name if args.rerank else None
     failed = 0
-    for q, results in search(_query_paths(args.queries), opts, args.k, s.encoder, rerank, args.lam, args.tokens):
+    for q, results in search(query_paths(args.queries), opts, args.k, s.encoder, rerank, args.lam, args.tokens):
         if isinstance(results, Exception):
             print(f"edgeret: cannot read query {q}: {results}", file=sys.stderr)
             failed += 1
         else:
-            _print_results(q, results, named, args.json)
+            print_results(q, results, name, args.json)
     return 1 if failed else 0
 
 
@@ -163,12 +151,9 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
     photos = _photo_count(opts)
     seconds = time.perf_counter() - t0
     if args.json:
-        print(json.dumps({"threshold": args.threshold, "photos": photos, "seconds": round(seconds, 3),
-                          "groups": [g.as_dict() for g in groups]}))
+        print(json.dumps(groups_json(args.threshold, photos, seconds, groups)))
     else:
-        from .duplicates import _print_groups
-
-        _print_groups(groups, photos, seconds)
+        print_groups(groups, photos, seconds)
     return 0
 
 
@@ -184,14 +169,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ..cluster.index import status
 
     st = status(opts)
-    if args.json:
-        print(json.dumps(st))
-        return 0
-    print(f"collection  {st['collection']} at {st['milvus']}")
-    print(f"encoder     {st['encoder']}")
-    print(f"photos      {st['photos']}   failed {st['failed']}")
-    for r in st["sources"]:
-        print(f"source      {r}")
-    for f in st["failures"]:
-        print(f"failed      {f['path']}: {f['reason']}")
-    return 0
+    return print_status(st, args.json, [
+        ("collection", f"{st['collection']} at {st['milvus']}"),
+        ("encoder", st["encoder"]),
+        ("photos", f"{st['photos']}   failed {st['failed']}"),
+        *(("source", r) for r in st["sources"]),
+    ])

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..library import Library
 from ..settings import Settings, load_settings
 
 
@@ -42,6 +44,13 @@ def count(text: str) -> int:
     return n
 
 
+def add_mllm_args(p: argparse.ArgumentParser) -> None:
+    """--vlm/--mmproj/--image-tokens: the MLLM re-ranker's files, for the commands that re-rank with it."""
+    p.add_argument("--vlm", help="MLLM: registry name, installed folder, or text-model GGUF (with --mmproj)")
+    p.add_argument("--mmproj", help="MLLM projector GGUF, with --vlm PATH")
+    p.add_argument("--image-tokens", type=int, help="MLLM image token cap (default: one full tile)")
+
+
 def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -52,6 +61,23 @@ def settings(args: argparse.Namespace) -> Settings:
         library=getattr(args, "library", None), encoder=getattr(args, "encoder", None),
         threads=getattr(args, "threads", None),
     )
+
+
+def open_library(s: Settings, writable: bool = False) -> Library:
+    """The library the settings name, with their exact-search size; read-only unless `writable`."""
+    return Library(s.library, writable=writable, exact_below=s.exact_below)
+
+
+def print_status(st: dict, as_json: bool, rows: Iterable[tuple[str, object]]) -> int:
+    """A `status` command's output: `st` as JSON, or `rows` then st's failures as lines under aligned labels."""
+    if as_json:
+        print(json.dumps(st))
+        return 0
+    lines = [*rows, *(("failed", f"{f['path']}: {f['reason']}") for f in st["failures"])]
+    width = max(len(label) for label, _ in lines) + 2
+    for label, value in lines:
+        print(f"{label:<{width}}{value}")
+    return 0
 
 
 def wants_progress(args: argparse.Namespace) -> bool:

@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 from ..errors import LibraryBusy, UsageError
-from ..library import Library
 from ..settings import DUPLICATE_K, DUPLICATE_MARGIN, DUPLICATE_THRESHOLD
-from .common import add_common, count, interruptible, settings, wants_progress
+from .common import add_common, count, interruptible, open_library, settings, wants_progress
 
 
 def add_parser(subparsers) -> None:
@@ -44,7 +43,7 @@ def cmd_duplicates(args) -> int:
         raise UsageError("--threshold is a cosine similarity in (0, 1]")
     s = settings(args)
     t0 = time.perf_counter()
-    with interruptible(wants_progress(args)) as (bar, cancel), Library(s.library, exact_below=s.exact_below) as lib:
+    with interruptible(wants_progress(args)) as (bar, cancel), open_library(s) as lib:
         verifier = open_verifier(lib, args.verifier, threads=s.threads) if args.verify else None
         try:
             groups = find_duplicates(lib, args.threshold, args.neighbours, verifier, args.margin,
@@ -56,12 +55,11 @@ def cmd_duplicates(args) -> int:
     seconds = time.perf_counter() - t0
     out = None
     if args.json:
-        out = {"threshold": args.threshold, "photos": photos, "seconds": round(seconds, 3),
-               "groups": [g.as_dict() for g in groups]}
+        out = groups_json(args.threshold, photos, seconds, groups)
         if not args.move_to:
             print(json.dumps(out))
     else:
-        _print_groups(groups, photos, seconds)
+        print_groups(groups, photos, seconds)
     if not args.move_to:
         return 0
     return _move(args, s, groups, roots, out)
@@ -87,14 +85,20 @@ def _move(args, s, groups, roots, out: dict | None) -> int:
 def _refresh(s) -> bool:
     """Let the library forget the photos just moved out of its folders (a re-index finds them gone)."""
     try:
-        with Library(s.library, writable=True, exact_below=s.exact_below) as lib:
+        with open_library(s, writable=True) as lib:
             lib.index(threads=s.threads)
         return True
     except LibraryBusy:
         return False
 
 
-def _print_groups(groups, photos: int, seconds: float) -> None:
+def groups_json(threshold: float, photos: int, seconds: float, groups) -> dict:
+    """The --json form of the groups (local or cluster); `--move-to` adds what it moved."""
+    return {"threshold": threshold, "photos": photos, "seconds": round(seconds, 3),
+            "groups": [g.as_dict() for g in groups]}
+
+
+def print_groups(groups, photos: int, seconds: float) -> None:
     copies = sum(len(g.copies) for g in groups)
     print(f"{len(groups)} groups, {copies} extra copies among {photos} photos ({seconds:.1f}s)")
     for n, g in enumerate(groups, 1):

@@ -39,8 +39,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_eval(args) -> int:
-    if args.k < 1:
-        raise UsageError("-k must be at least 1")
     if not 0.0 <= args.lam <= 1.0:
         raise UsageError("--lambda must be within [0, 1]")
     s = settings(args)

@@ -6,11 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from ..library import Library
 from ..prepare import ORDERS
 from ..regions import SETTINGS
 from ..settings import PREPARE_ORDER
-from .common import add_common, add_progress, count, interruptible, settings, wants_progress
+from .common import add_common, add_progress, count, interruptible, open_library, print_status, settings, wants_progress
 
 CODECS = ["f16", "int8", "pool2", "f32"]
 
@@ -54,16 +53,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     s = settings(args)
     with (  # Ctrl-C: keep what was committed, then stop
         interruptible(wants_progress(args)) as (bar, cancel),
-        Library(s.library, writable=True, exact_below=s.exact_below) as lib,
+        open_library(s, writable=True) as lib,
     ):
         report = lib.index(
             args.folders, encoder_spec=s.encoder, reindex=args.reindex, regions=args.regions, threads=s.threads,
             batch_size=args.batch_size or s.batch_size, progress=bar, cancel=cancel,
         )
-    if args.json:
-        print(json.dumps(report.as_dict()))
-    else:
-        _print_report(report)
+    print_report(report, args.json)
     if report.cancelled:
         return 130
     return _encode_tokens(args, s) if args.vlm else 0
@@ -86,7 +82,7 @@ def _encode_tokens(args: argparse.Namespace, s) -> int:
 
     with (
         interruptible(wants_progress(args)) as (bar, cancel),
-        Library(s.library, writable=True, exact_below=s.exact_below) as lib,
+        open_library(s, writable=True) as lib,
     ):
         rr = open_mllm(lib, vlm=args.vlm, mmproj=args.mmproj, threads=s.threads,
                        image_tokens=args.image_tokens, codec=getattr(args, "codec", "f16"))
@@ -105,8 +101,12 @@ def _encode_tokens(args: argparse.Namespace, s) -> int:
     return 130 if cancelled else 0
 
 
-def _print_report(report) -> None:
+def print_report(report, as_json: bool) -> None:
+    """An IndexReport (local or cluster) as one JSON line, or a summary line and its first failures."""
     d = report.as_dict()
+    if as_json:
+        print(json.dumps(d))
+        return
     state = "cancelled" if report.cancelled else "done"
     print(
         f"{state} in {d['seconds']:.1f}s: indexed {d['indexed']}, unchanged {d['unchanged']}, "
@@ -122,18 +122,13 @@ def _print_report(report) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     s = settings(args)
-    with Library(s.library, exact_below=s.exact_below) as lib:
+    with open_library(s) as lib:
         st = lib.status()
-    if args.json:
-        print(json.dumps(st))
-        return 0
-    print(f"library  {st['library']}")
-    print(f"encoder  {st['encoder']}")
-    print(f"indexed  {st['indexed']}   failed {st['failed']}   pending {st['pending']}")
-    print(f"regions  {st['regions']}, {st['vectors_per_photo'] or 0:g} vectors per photo")
-    print(f"index    {st['index']['kind']}, {st['index']['size']} vectors, {st['index']['bytes_on_disk']:,} bytes")
-    for r in st["roots"]:
-        print(f"root     {r}")
-    for f in st["failures"]:
-        print(f"failed   {f['path']}: {f['reason']}")
-    return 0
+    return print_status(st, args.json, [
+        ("library", st["library"]),
+        ("encoder", st["encoder"]),
+        ("indexed", f"{st['indexed']}   failed {st['failed']}   pending {st['pending']}"),
+        ("regions", f"{st['regions']}, {st['vectors_per_photo'] or 0:g} vectors per photo"),
+        ("index", f"{st['index']['kind']}, {st['index']['size']} vectors, {st['index']['bytes_on_disk']:,} bytes"),
+        *(("root", r) for r in st["roots"]),
+    ])

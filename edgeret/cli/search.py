@@ -12,7 +12,7 @@ from ..errors import DecodeError, UsageError
 from ..scan import scan
 from ..session import Query, RerankSpec, Session
 from ..settings import LAMBDA, RERANKER, K
-from .common import add_common, count, settings
+from .common import add_common, add_mllm_args, count, settings
 from .library import CODECS
 
 RERANKERS = ["mllm", "sv", "mllm+sv"]  # edgeret.rerankers.open_reranker names
@@ -37,9 +37,7 @@ def add_rerank_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reranker", choices=RERANKERS, help="which re-ranker (implies --rerank)")
     p.add_argument("--lambda", dest="lam", type=float, default=LAMBDA,
                    help=f"final = λ·cosine + (1−λ)·P(same) (default {LAMBDA})")
-    p.add_argument("--vlm", help="MLLM: registry name, installed folder, or text-model GGUF (with --mmproj)")
-    p.add_argument("--mmproj", help="MLLM projector GGUF, with --vlm PATH")
-    p.add_argument("--image-tokens", type=int, help="MLLM image token cap (default: one full tile)")
+    add_mllm_args(p)
     p.add_argument("--prompt", choices=["object01", "yesno"], help="MLLM question: 0/1 digit or Yes/No")
     p.add_argument("--codec", choices=CODECS, default="f16", help="visual-token storage")
 
@@ -52,7 +50,7 @@ def rerank_spec(args: argparse.Namespace) -> RerankSpec | None:
                       prompt=args.prompt, codec=args.codec)
 
 
-def _query_paths(items: list[Path]) -> list[Path]:
+def query_paths(items: list[Path]) -> list[Path]:
     out: list[Path] = []
     for item in items:
         if item.is_dir():
@@ -76,7 +74,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.text:
         queries = [Query(text=args.text, box=box)]
     else:
-        queries = [Query(path=p, box=box) for p in _query_paths(args.queries)]
+        queries = [Query(path=p, box=box) for p in query_paths(args.queries)]
     spec, failed = rerank_spec(args), 0
     with Session.from_settings(settings(args), text_encoder=args.text_encoder) as session:
         session.library  # noqa: B018  (a missing library is the first thing to say)
@@ -89,14 +87,14 @@ def cmd_search(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             *_, results = session.search(q, args.k, spec, args.lam, prepared=prepared)
-            _print_results(q.text or q.path, results, reranker, args.json, prepared.box)
+            print_results(q.text or q.path, results, reranker.name if reranker else None, args.json, prepared.box)
     return 1 if failed else 0
 
 
-def _print_results(query, results, reranker, as_json: bool, box=None) -> None:
-    name = reranker.name if reranker else None
+def print_results(query, results, reranker: str | None, as_json: bool, box=None) -> None:
+    """One query's results as a JSON line or a text block (`reranker`: the re-ranker's name, None: first stage)."""
     if as_json:
-        rows = [r.as_dict(name) for r in results]
+        rows = [r.as_dict(reranker) for r in results]
         out = {"query": str(query), **({"box": box.as_list()} if box else {}), "results": rows}
         print(json.dumps(out), flush=True)
         return

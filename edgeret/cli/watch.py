@@ -8,9 +8,8 @@ import signal
 import sys
 import time
 
-from ..library import Library
 from ..settings import WATCH_MAX_DELAY, WATCH_QUIET
-from .common import add_common, cancellation, settings
+from .common import add_common, cancellation, open_library, settings
 
 STATUS_EVERY = 30.0  # seconds between the text progress lines of the background token preparation
 
@@ -33,7 +32,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from ..watch import Watcher
 
     s = settings(args)
-    Library(s.library).close()  # a clear error now if there is no library yet
+    open_library(s).close()  # a clear error now if there is no library yet
 
     def show(batch) -> None:
         if args.json:

@@ -12,7 +12,8 @@ the package itself imports none of them: the local library, CLI and app never lo
   tokens.py      visual tokens by content hash in Parquet files on the shared filesystem or object store
   search.py      `cluster search`: Milvus first stage, re-ranking by a pool of scorer actors, local fusion
   duplicates.py  `cluster duplicates`: the k-NN graph from Milvus, grouped as the local command groups it
-  cli.py         the `edgeret cluster` subcommands (parsing needs none of the extra's packages)
+
+The `edgeret cluster` subcommands are edgeret/cli/cluster.py (parsing needs none of the extra's packages).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ..indexer import Progress
 from .collection import PhotoCollection
 from .index import ClusterOptions
-from .runtime import check_resources, milvus_client, ray_session, worker_errors
+from .runtime import milvus_client, ray_session, run_on_pool
 from .search import default_tokens
 from .workers import TokenWorker
 
@@ -25,28 +25,18 @@ def encode_tokens(opts: ClusterOptions, files: dict, tokens: str | None = None, 
     out = {"visual_tokens_encoded": 0, "already_stored": 0, "failed": 0, "failures": [], "cancelled": False}
     if not by_hash:
         return out | {"visual_tokens_stored": 0}
-    import ray.data
-
     root = tokens or default_tokens(opts)
     items = [{"path": p, "hash": h} for h, p in sorted(by_hash.items(), key=lambda t: t[1])]
+    model_ids: set[str] = set()
+
+    def take(batch) -> None:
+        _count(batch, out)
+        model_ids.update(batch["model_id"].tolist())
+
     with ray_session(opts.ray, opts.cpus):
-        check_resources(opts.workers, opts.threads, remote=bool(opts.ray))
-        ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch_size)))
-        ds = ds.map_batches(TokenWorker, batch_size=batch_size, batch_format="numpy",
-                            fn_constructor_kwargs={"files": files, "threads": opts.threads, "root": root,
-                                                   "codec": codec},
-                            compute=ray.data.ActorPoolStrategy(size=opts.workers), num_cpus=opts.threads)
-        model_ids, done = set(), 0
-        with worker_errors():
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                _count(batch, out)
-                model_ids |= set(batch["model_id"].tolist())
-                done += len(batch["path"])
-                if progress:
-                    progress(done, len(items), str(batch["path"][-1]))
-                if cancel and cancel():
-                    out["cancelled"] = True
-                    break
+        out["cancelled"] = run_on_pool(items, TokenWorker,
+                                       {"files": files, "threads": opts.threads, "root": root, "codec": codec},
+                                       opts, batch_size, take, progress, cancel)
     from .tokens import ParquetTokens
 
     out["model_id"] = sorted(model_ids)

@@ -22,7 +22,7 @@ from ..library import encoder_folder
 from ..settings import CLUSTER_COLLECTION, CLUSTER_WORKERS
 from . import listing
 from .collection import PhotoCollection, row
-from .runtime import MILVUS_LITE, check_resources, milvus_client, ray_session, worker_errors
+from .runtime import MILVUS_LITE, milvus_client, ray_session, run_on_pool
 from .state import JobState
 from .workers import PROVIDERS, EncodeWorker
 
@@ -55,8 +55,9 @@ def index(sources: list[str], opts: ClusterOptions, encoder_spec: str | None = N
         state.set("encoder_spec", spec)
         roots = state.add_sources([listing.normalize(s) for s in sources])
         known = {**state.failed(), **coll.known()}
-        jobs, gone, unchanged = plan_listing(known, listing.listing(roots, cancel), listing.present(roots))
-        report = IndexReport(unchanged=unchanged, missing_roots=[r for r in roots if r not in listing.present(roots)])
+        present = listing.present(roots)
+        jobs, gone, unchanged = plan_listing(known, listing.listing(roots, cancel), present)
+        report = IndexReport(unchanged=unchanged, missing_roots=[r for r in roots if r not in present])
         copied: set[str] = set()
         if jobs:
             hashes = frozenset(k.hash for k in known.values() if k.hash and k.status == "ok")
@@ -74,27 +75,14 @@ def index(sources: list[str], opts: ClusterOptions, encoder_spec: str | None = N
 
 def _run(jobs, known: frozenset, coll, state, report, encoder, opts, batch_size, progress, cancel) -> set[str]:
     """Encode `jobs` on the actor pool, writing each batch as it comes; returns the hashes whose vectors were copied."""
-    import ray.data
-
     folder, spec, encoder_id = encoder
-    check_resources(opts.workers, opts.threads, 1 if opts.device == "cuda" else 0, remote=bool(opts.ray))
+    copied: set[str] = set()
     items = [{"path": j.path, "size": j.size, "mtime_ns": j.mtime_ns} for j in jobs]
-    ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch_size))).map_batches(
-        EncodeWorker, batch_size=batch_size, batch_format="numpy",
-        fn_constructor_kwargs={"folder": folder, "spec": spec, "encoder_id": encoder_id, "threads": opts.threads,
-                               "device": opts.device, "known": known},
-        compute=ray.data.ActorPoolStrategy(size=opts.workers), num_cpus=opts.threads,
-        num_gpus=1 if opts.device == "cuda" else 0)
-    done, copied = 0, set()
-    with worker_errors():
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            copied |= _write(batch, coll, state, report, encoder_id)
-            done += len(batch["path"])
-            if progress:
-                progress(done, len(jobs), str(batch["path"][-1]))
-            if cancel and cancel():
-                report.cancelled = True
-                break
+    kwargs = {"folder": folder, "spec": spec, "encoder_id": encoder_id, "threads": opts.threads,
+              "device": opts.device, "known": known}
+    report.cancelled = run_on_pool(items, EncodeWorker, kwargs, opts, batch_size,
+                                   lambda batch: copied.update(_write(batch, coll, state, report, encoder_id)),
+                                   progress, cancel, gpus=1 if opts.device == "cuda" else 0)
     return copied
 
 

@@ -31,7 +31,14 @@ def normalize(source: str) -> str:
 
 def present(sources: list[str]) -> list[str]:
     """The sources that exist now (an unmounted share is not a folder of deleted photos)."""
-    return [s for s in sources if (_fs(s)[0].exists(_fs(s)[1]) if is_url(s) else Path(s).exists())]
+    return [s for s in sources if _exists(s)]
+
+
+def _exists(source: str) -> bool:
+    if not is_url(source):
+        return Path(source).exists()
+    fs, root = _fs(source)
+    return fs.exists(root)
 
 
 def listing(sources: list[str], cancel: Callable[[], bool] | None = None) -> Iterator[tuple[str, int, int]]:

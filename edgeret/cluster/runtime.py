@@ -6,11 +6,16 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import LibraryError, UsageError
 from ..settings import ENV_MILVUS_TOKEN, env
+
+if TYPE_CHECKING:
+    from ..indexer import Progress
+    from .index import ClusterOptions
 
 LOCAL_OBJECT_STORE = 512 << 20  # a local trial cluster needs little shared memory: blocks are a batch of photos
 MILVUS_LITE = "milvus.db"  # the local Milvus under the library folder
@@ -89,6 +94,30 @@ def check_resources(workers: int, threads: int, gpus: int = 0, remote: bool = Fa
         hint = "use --device cpu" if gpu_short else "lower --workers/--threads or raise --cpus"
         raise UsageError(f"{message}: {hint}")
     log.warning("%s: waiting for the cluster to provide them", message)
+
+
+def run_on_pool(items: list[dict], worker: type, kwargs: dict, opts: ClusterOptions, batch_size: int,
+                on_batch: Callable[[dict], None], progress: Progress | None = None,
+                cancel: Callable[[], bool] | None = None, gpus: int = 0) -> bool:
+    """Map `items` through `worker` (a Ray Data map_batches class built with `kwargs`) on a pool of opts.workers
+    actors of opts.threads CPUs and `gpus` GPUs, `batch_size` items a batch; `on_batch` takes each result as it
+    comes, then progress is reported and `cancel` asked. Returns whether `cancel` stopped it."""
+    import ray.data
+
+    check_resources(opts.workers, opts.threads, gpus, remote=bool(opts.ray))
+    ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // batch_size))).map_batches(
+        worker, batch_size=batch_size, batch_format="numpy", fn_constructor_kwargs=kwargs,
+        compute=ray.data.ActorPoolStrategy(size=opts.workers), num_cpus=opts.threads, num_gpus=gpus)
+    done = 0
+    with worker_errors():
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            on_batch(batch)
+            done += len(batch["path"])
+            if progress:
+                progress(done, len(items), str(batch["path"][-1]))
+            if cancel and cancel():
+                return True
+    return False
 
 
 def _quiet_ray_data() -> None:

@@ -88,7 +88,6 @@ def start_scorers(files: dict, tokens: str, opts: ClusterOptions) -> RayPairRera
     return pool
 
 
-
 def search(queries: list[Path], opts: ClusterOptions, k: int = 20, encoder_spec: str | None = None,
            rerank: dict | None = None, lam: float = 0.5, tokens: str | None = None,
            ) -> Iterator[tuple[Path, list[Result] | DecodeError]]:

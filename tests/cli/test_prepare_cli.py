@@ -18,13 +18,6 @@ def low_priority(monkeypatch):
     monkeypatch.setenv("EDGERET_PREPARE_PRIORITY", "low")  # SCHED_IDLE could starve on a busy test machine
 
 
-@pytest.fixture
-def indexed(tmp_path, photos, tiny_encoder):
-    with Library(tmp_path / "lib", writable=True) as lib:
-        lib.index([photos], encoder_spec=str(tiny_encoder), threads=1)
-    return tmp_path / "lib"
-
-
 def _stored(lib_dir, vlm) -> tuple[int, int]:
     with Library(lib_dir) as lib:
         rr = open_mllm(lib, vlm=vlm[0], mmproj=vlm[1], threads=1)

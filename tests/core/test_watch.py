@@ -14,14 +14,6 @@ from edgeret.testing.photos import make_photo
 from edgeret.watch import Watcher
 
 
-@pytest.fixture
-def indexed(tmp_path, photos, tiny_encoder):
-    lib_dir = tmp_path / "lib"
-    with Library(lib_dir, writable=True) as lib:
-        lib.index([photos], encoder_spec=str(tiny_encoder), threads=1)
-    return lib_dir
-
-
 def _wait_for(predicate, timeout=15.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
