@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from edgeret.box import RegionQuery, as_box
 from edgeret.decode import decode, decode_bytes
 from edgeret.verdicts import Verdict
 
@@ -108,11 +109,9 @@ class PairLoader(QObject):
 
         if self._sv is None:
             self._sv = SvReranker(threads=1)
-        region = q.crop(tuple(box)) if box else q  # sv matched the boxed region against the candidate
-        m = self._sv.matches(region, c)
+        m = self._sv.matches(RegionQuery(q, as_box(box, q.size)) if box else q, c)  # as the re-ranker matched it
         cs = np.array([ci.width() / c.width, ci.height() / c.height])
-        origin = np.array(box[:2], float) if box else np.zeros(2)
-        return Pair(qi, ci, (m.query_xy + origin) * qs, m.candidate_xy * cs, box=shown_box)
+        return Pair(qi, ci, m.query_xy * qs, m.candidate_xy * cs, box=shown_box)
 
     def shutdown(self) -> None:
         self.latest += 1

@@ -25,6 +25,9 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     for name in ("EDGERET_LIBRARY", "EDGERET_ENCODER", "EDGERET_VLM_WEIGHTS", "EDGERET_THREADS",
                  "EDGERET_EXACT_BELOW"):
         monkeypatch.delenv(name, raising=False)
+    # nice 19, not SCHED_IDLE, for background token preparation: on a busy test machine an idle-class child could wait
+    # for minutes (the test of the idle class sets it back itself)
+    monkeypatch.setenv("EDGERET_PREPARE_PRIORITY", "low")
 
 
 @pytest.fixture(scope="session")

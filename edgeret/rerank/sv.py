@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgeret.box import query_image
+from edgeret.box import RegionQuery, query_image
 from edgeret.decode import PhotoLoader
 from edgeret.errors import DecodeError, EdgeretError, UsageError
 
@@ -148,12 +148,20 @@ class SvReranker:
         """RANSAC-affine inliers among ratio-test matches of a's descriptors in b."""
         return len(self._inlier_pairs(a, b)[0])
 
-    def matches(self, query: Image.Image, candidate: Image.Image) -> Matches:
-        """The verified matches between two photos ("why it matched"), in each photo's own pixel coordinates."""
-        a, b = self.features(query), self.features(candidate)
+    def matches(self, query: Image.Image | RegionQuery, candidate: Image.Image) -> Matches:
+        """The verified matches between two photos ("why it matched"), in each photo's own pixel coordinates.
+
+        A RegionQuery is matched as `score` matches it (its region only); its points are given in the whole photo.
+        """
+        region = query_image(query, SV_MARGIN)
+        a, b = self.features(region), self.features(candidate)
         qi, ti = self._inlier_pairs(a, b)
-        qs, cs = _scale_back(query, self.max_side), _scale_back(candidate, self.max_side)
-        return Matches(a.xy[qi] * qs, b.xy[ti] * cs, len(qi), inliers_to_p(len(qi)))
+        qs, cs = _scale_back(region, self.max_side), _scale_back(candidate, self.max_side)
+        origin = np.zeros(2)
+        if isinstance(query, RegionQuery):
+            shown = query.box.grown(SV_MARGIN, query.image.size) if SV_MARGIN else query.box
+            origin = np.array([shown.x0, shown.y0], float)
+        return Matches(a.xy[qi] * qs + origin, b.xy[ti] * cs, len(qi), inliers_to_p(len(qi)))
 
     def _inlier_pairs(self, a: Features, b: Features) -> tuple[np.ndarray, np.ndarray]:
         """Indices (in a, in b) of the ratio-test matches that RANSAC keeps as inliers of one affine transform."""

@@ -6,16 +6,9 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from edgeret.library import Library
 from edgeret.rerankers import open_mllm
 from edgeret.testing.photos import make_photo
-
-
-@pytest.fixture(autouse=True)
-def low_priority(monkeypatch):
-    monkeypatch.setenv("EDGERET_PREPARE_PRIORITY", "low")  # SCHED_IDLE could starve on a busy test machine
 
 
 def _stored(lib_dir, vlm) -> tuple[int, int]:

@@ -19,11 +19,6 @@ from gui.main_window import MainWindow  # noqa: E402
 from tests.gui.helpers import N_PHOTOS, WAIT, close, drop, index, run_query  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def low_priority(monkeypatch):
-    monkeypatch.setenv("EDGERET_PREPARE_PRIORITY", "low")  # SCHED_IDLE could starve on a busy test machine
-
-
 def _window(qtbot, tmp_path, tiny_encoder) -> MainWindow:
     prefs = QSettings(str(tmp_path / "prefs.ini"), QSettings.Format.IniFormat)
     w = MainWindow(Settings(library=tmp_path / "lib", encoder=str(tiny_encoder), threads=2),

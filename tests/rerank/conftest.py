@@ -24,14 +24,6 @@ def reranker(request, tiny_models):
 
 
 @pytest.fixture
-def indexed(tmp_path, photos, tiny_encoder):
-    """A library of the shared generated photos, indexed with the tiny encoder."""
-    with Library(tmp_path / "lib", writable=True) as lib:
-        lib.index([photos], encoder_spec=str(tiny_encoder), threads=1)
-    return tmp_path / "lib"
-
-
-@pytest.fixture
 def mllm(indexed, tiny_vlm):
     """(library, MLLM re-ranker) over `indexed`, with the generated idefics3 pair."""
     model, mmproj = tiny_vlm

@@ -16,12 +16,6 @@ from edgeret.rerankers import open_mllm
 from edgeret.testing.photos import make_photo
 
 
-@pytest.fixture(autouse=True)
-def low_priority(monkeypatch):
-    """nice 19, not SCHED_IDLE: on a busy test machine an idle-class child could wait for minutes."""
-    monkeypatch.setenv("EDGERET_PREPARE_PRIORITY", "low")
-
-
 def test_status_line():
     assert PrepareStatus(120, 1000, "running", 2520).text() == "Re-ranking ready for 120 of 1,000 photos · ETA 42 min"
     assert PrepareStatus(3, 9, "paused", 10).text().endswith("· paused")
