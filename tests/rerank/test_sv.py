@@ -167,3 +167,18 @@ def test_a_boxed_query_matches_only_its_region(sv, pair_files, tmp_path):
     region = dict(sv.score(boxed, sv.candidates(hits)))
     assert whole[1] > 0.9, whole  # the whole scene shares its background with the second candidate
     assert region[0] > 0.9 and region[1] < 0.3, region
+
+
+def test_a_boxed_querys_matches_are_its_regions_in_the_whole_photos_pixels(sv):
+    """The compare view draws a boxed query's matches on the whole photo: the region's points, moved by its corner."""
+    from edgeret.box import Box, RegionQuery
+
+    photo = textured(4, size=(640, 480))
+    box = Box(160, 120, 560, 420)
+    candidate = photo.crop((box.x0, box.y0, box.x1, box.y1))
+    boxed = sv.matches(RegionQuery(photo, box), candidate)
+    alone = sv.matches(candidate, candidate)
+    assert boxed.inliers == alone.inliers >= 25
+    assert np.allclose(boxed.query_xy, alone.query_xy + [box.x0, box.y0])
+    inside = (boxed.query_xy >= [box.x0, box.y0]) & (boxed.query_xy <= [box.x1, box.y1])
+    assert inside.all()
