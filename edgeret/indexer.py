@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +157,7 @@ def run(
     return report
 
 
-def _decode_job(job: _Job, pre, known_hashes: set[str], regions: RegionSpec = OFF) -> _Result:
+def _decode_job(job: _Job, pre, known_hashes: Set[str], regions: RegionSpec = OFF) -> _Result:
     res = _Result(job)
     try:
         res.hash = content_hash(Path(job.path), job.size)
@@ -260,7 +260,7 @@ def default_workers(threads: int) -> int:
 Job = _Job  # what a worker is handed: a path with the size and mtime the plan saw
 
 
-def decode_jobs(jobs: Iterable[_Job], preprocess, known_hashes: set[str], workers: int) -> Iterator[_Result]:
+def decode_jobs(jobs: Iterable[_Job], preprocess, known_hashes: Set[str], workers: int) -> Iterator[_Result]:
     """Hash, decode and preprocess `jobs` on `workers` threads, in order, as run() does (the cluster workers too).
 
     A result has a tensor to encode, or a reason it failed, or neither: its content hash is in `known_hashes`.

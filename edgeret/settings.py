@@ -37,6 +37,7 @@ PREPARE_ORDER = "neighbours"  # which photos get visual tokens first: most often
 PREPARE_PRIORITY = "idle"  # background token preparation: idle (Linux SCHED_IDLE + nice 19), low (nice 19), normal
 CLUSTER_COLLECTION = "edgeret"  # the Milvus collection `edgeret cluster` uses
 CLUSTER_WORKERS = 2  # actors per pool of `edgeret cluster` (encoders, token encoders, re-rank scorers)
+CLUSTER_THREADS = 1  # CPU threads per `edgeret cluster` actor: many one-thread actors beat few wide ones
 
 # ------------------------------------------------------------------------------------- environment variables
 ENV_LIBRARY = "EDGERET_LIBRARY"  # the library folder
@@ -142,9 +143,13 @@ def _from_env() -> dict:
     return {key: _check(key, value, name) for key, name in names.items() if (value := env(name))}
 
 
-def load_settings(**overrides) -> Settings:
-    """Resolve settings; `overrides` are command-line values, None meaning "not given"."""
-    merged: dict = {"library": data_dir() / "library"}
+def load_settings(base: dict | None = None, **overrides) -> Settings:
+    """Resolve settings; `overrides` are command-line values, None meaning "not given".
+
+    `base` replaces defaults for one kind of command (`edgeret cluster`'s threads per actor); the file and the
+    environment still override it.
+    """
+    merged: dict = {"library": data_dir() / "library", **(base or {})}
     merged |= _from_file(config_file())
     merged |= _from_env()
     merged |= {k: v for k, v in overrides.items() if v is not None}

@@ -63,7 +63,8 @@ def add_parser(subparsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser, progress: bool = False, encoder: bool = True) -> None:
-    add_common(p, encoder=encoder, progress=progress)
+    add_common(p, encoder=encoder, progress=progress,
+               threads_help=f"CPU threads per actor (default {defaults.CLUSTER_THREADS}; env EDGERET_THREADS)")
     p.add_argument("--ray", metavar="ADDRESS", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray (default: all cores)")
     p.add_argument("--milvus", metavar="URI", help="Milvus URI (default: milvus-lite in the library folder)")
@@ -82,9 +83,9 @@ def _options(args: argparse.Namespace):
     require(local_milvus=args.milvus is None)
     from ..cluster.index import ClusterOptions
 
-    s = settings(args)
+    s = settings(args, base={"threads": defaults.CLUSTER_THREADS})
     return s, ClusterOptions(library=s.library, collection=args.collection, ray=args.ray, milvus=args.milvus,
-                             cpus=args.cpus, workers=args.workers, threads=args.threads or 1,
+                             cpus=args.cpus, workers=args.workers, threads=s.threads,
                              device=getattr(args, "device", "cpu"))
 
 

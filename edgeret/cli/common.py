@@ -17,13 +17,14 @@ from ..settings import Settings, load_settings
 
 
 def add_common(
-    p: argparse.ArgumentParser, *, encoder: bool = True, json: bool = True, progress: bool = False
+    p: argparse.ArgumentParser, *, encoder: bool = True, json: bool = True, progress: bool = False,
+    threads_help: str = "CPU threads for inference (default: all cores; env EDGERET_THREADS)",
 ) -> None:
     """--library and --threads always; --encoder, --json and --no-progress where the command has them."""
     p.add_argument("--library", type=Path, help="library folder (default: user data dir; env EDGERET_LIBRARY)")
     if encoder:
         p.add_argument("--encoder", help="encoder: a registry name or a model folder (default: the library's own)")
-    p.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    p.add_argument("--threads", type=int, help=threads_help)
     if json:
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
     if progress:
@@ -55,10 +56,11 @@ def add_progress(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def settings(args: argparse.Namespace) -> Settings:
-    """Settings with the command line's --library/--encoder/--threads on top (absent options are "not given")."""
+def settings(args: argparse.Namespace, base: dict | None = None) -> Settings:
+    """Settings with the command line's --library/--encoder/--threads on top (absent options are "not given");
+    `base` holds the command's own defaults (see load_settings)."""
     return load_settings(
-        library=getattr(args, "library", None), encoder=getattr(args, "encoder", None),
+        base, library=getattr(args, "library", None), encoder=getattr(args, "encoder", None),
         threads=getattr(args, "threads", None),
     )
 

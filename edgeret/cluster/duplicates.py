@@ -47,7 +47,9 @@ def find_duplicates(opts: ClusterOptions, threshold: float = DUPLICATE_THRESHOLD
 
 def _graph(coll: PhotoCollection, k: int, progress: Progress | None):
     """(row -> (path, size, mtime_ns, width, height, hash), row -> [(neighbour path, cosine)]) of every photo."""
-    details, neighbours, total = {}, {}, coll.count()
+    details: dict[int, tuple] = {}
+    neighbours: dict[int, list[tuple[str, float]]] = {}
+    total = coll.count()
     for page in coll.rows(META[:-1] + ["vector"], batch=ITER_BATCH):
         found = coll.search(np.asarray([r["vector"] for r in page], np.float32), k + 1, fields=())
         for r, hits in zip(page, found, strict=True):

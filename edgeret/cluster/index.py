@@ -19,7 +19,7 @@ import numpy as np
 from ..encoders import ImageEncoder
 from ..indexer import IndexReport, Progress, plan_listing
 from ..library import encoder_folder
-from ..settings import CLUSTER_COLLECTION, CLUSTER_WORKERS
+from ..settings import CLUSTER_COLLECTION, CLUSTER_THREADS, CLUSTER_WORKERS
 from . import listing
 from .collection import PhotoCollection, row
 from .runtime import MILVUS_LITE, milvus_client, ray_session, run_on_pool
@@ -37,7 +37,7 @@ class ClusterOptions:
     milvus: str | None = None  # None: milvus-lite under the library folder
     cpus: int | None = None  # the local Ray's CPUs
     workers: int = CLUSTER_WORKERS  # actors in the pool
-    threads: int = 1  # CPU threads per actor
+    threads: int = CLUSTER_THREADS  # CPU threads per actor
     device: str = "cpu"  # execution provider per encoder actor: cpu or cuda
 
 

@@ -32,7 +32,7 @@ class RayPairReranker:
         self.scorers = scorers
         self.hashes: dict[str, str] = {}  # path -> content hash of the hits being re-ranked
 
-    def candidates(self, hits: Sequence[Hit]) -> list[tuple[str, str]]:
+    def candidates(self, hits: Sequence[Hit]) -> list:
         return [(self.hashes.get(h.path, ""), h.path) for h in hits]
 
     def score(self, query, candidates, cancel: Callable[[], bool] | None = None,

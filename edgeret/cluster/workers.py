@@ -52,10 +52,10 @@ class EncodeWorker:
             jobs = [Job(lp, int(s), int(m), False) for lp, s, m in zip(local, batch["size"], batch["mtime_ns"],
                                                                        strict=True)]
             results = list(decode_jobs(jobs, self.encoder.preprocess, self.known, self.threads))
-        todo = [i for i, r in enumerate(results) if r.tensor is not None]
+        todo = [(i, r.tensor) for i, r in enumerate(results) if r.tensor is not None]
         vectors = np.zeros((len(results), self.encoder.dim), np.float32)
         if todo:
-            vectors[todo] = self.encoder.encode([results[i].tensor for i in todo])
+            vectors[[i for i, _ in todo]] = self.encoder.encode([t for _, t in todo])
         return {
             "path": np.array(paths, dtype=object),
             "size": batch["size"], "mtime_ns": batch["mtime_ns"],

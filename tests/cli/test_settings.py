@@ -57,3 +57,11 @@ def test_bad_weights_policy_is_a_config_error(monkeypatch):
     monkeypatch.setenv("EDGERET_VLM_WEIGHTS", "fast")
     with pytest.raises(ConfigError, match="choose one of auto, as-is, f32"):
         policy_from_env()
+
+
+def test_a_commands_own_default_sits_under_the_file_and_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGERET_CONFIG", str(tmp_path / "none.toml"))
+    assert load_settings({"threads": 1}).threads == 1  # `edgeret cluster`: one thread per actor, not all cores
+    monkeypatch.setenv("EDGERET_THREADS", "3")
+    assert load_settings({"threads": 1}).threads == 3
+    assert load_settings({"threads": 1}, threads=2).threads == 2
