@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import LibraryError
 from .fsnames import from_sql, prefix_bytes, to_sql
+from .picture import THUMB_BYTES, Picture
 from .regions import region_keys
 
 VECTOR_DTYPE = np.float16  # half the space of float32; cosine rankings are unchanged at photo-library scale
@@ -48,6 +49,11 @@ _REGIONS = "CREATE TABLE IF NOT EXISTS regions (image_id INTEGER PRIMARY KEY, ve
 _ORPHANS = "DELETE FROM regions WHERE image_id NOT IN (SELECT id FROM images WHERE vector IS NOT NULL)"
 
 
+def _add_pictures(db: sqlite3.Connection) -> None:
+    add_column(db, "images", "phash", "INTEGER")  # edgeret.picture: 64-bit pHash, signed
+    add_column(db, "images", "thumb", "BLOB")  # edgeret.picture: 32×32 grey + mean colour
+
+
 def add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:
     """ALTER TABLE … ADD COLUMN, skipped when the column exists (SQLite has no ADD COLUMN IF NOT EXISTS)."""
     if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
@@ -68,6 +74,7 @@ def run_script(db: sqlite3.Connection, sql: str) -> None:
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda db: run_script(db, _SCHEMA),  # 1: photos, roots, meta: the first release
     lambda db: run_script(db, _REGIONS),  # 2: region vectors (issue 11)
+    lambda db: _add_pictures(db),  # 3: perceptual hash + thumbnail (issue 15); filled by the next index run
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -222,10 +229,11 @@ class Catalog:
     def write_batch(self, ok: list[tuple], failed: list[tuple], moved: Sequence[tuple] = ()) -> None:
         """Apply one batch of indexing results in a single transaction.
 
-        ok: (path, size, mtime_ns, hash, width, height, vector[, regions]) where regions is an (R, d) matrix of region
-        vectors or None; failed: (path, size, mtime_ns, reason); moved: (old_path, new_path, size, mtime_ns) for files
-        found again under a new name (they keep their row, so their regions too). Vectors are finite: the indexer
-        records a photo whose vector is NaN/inf as failed instead.
+        ok: (path, size, mtime_ns, hash, width, height, vector[, regions[, picture]]) where regions is an (R, d) matrix
+        of region vectors or None, and picture an edgeret.picture.Picture or None (computed later); failed: (path,
+        size, mtime_ns, reason); moved: (old_path, new_path, size, mtime_ns) for files found again under a new name
+        (they keep their row, so their regions too). Vectors are finite: the indexer records a photo whose vector is
+        NaN/inf as failed instead.
         """
         now = time.time()
         version = self.vectors_version() + 1
@@ -236,18 +244,21 @@ class Catalog:
             )
             self.db.executemany(
                 """INSERT INTO images(path, size, mtime_ns, hash, status, width, height, vector, vec_version,
-                   indexed_at) VALUES (?, ?, ?, ?, 'ok', ?, ?, ?, ?, ?)
+                   indexed_at, phash, thumb) VALUES (?, ?, ?, ?, 'ok', ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,
                    hash=excluded.hash, status='ok', reason=NULL, width=excluded.width, height=excluded.height,
-                   vector=excluded.vector, vec_version=excluded.vec_version, indexed_at=excluded.indexed_at""",
-                [(to_sql(p), s, m, h, w, ht, _blob(v), version, now) for p, s, m, h, w, ht, v, *_ in ok],
+                   vector=excluded.vector, vec_version=excluded.vec_version, indexed_at=excluded.indexed_at,
+                   phash=excluded.phash, thumb=excluded.thumb""",
+                [(to_sql(p), s, m, h, w, ht, _blob(v), version, now, *_picture_cols((*rest, None, None)[1]))
+                 for p, s, m, h, w, ht, v, *rest in ok],
             )
             self._write_regions(ok)
             self.db.executemany(
                 """INSERT INTO images(path, size, mtime_ns, status, reason, indexed_at)
                    VALUES (?, ?, ?, 'failed', ?, ?)
                    ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, hash=NULL,
-                   status='failed', reason=excluded.reason, vector=NULL, indexed_at=excluded.indexed_at""",
+                   status='failed', reason=excluded.reason, vector=NULL, indexed_at=excluded.indexed_at,
+                   phash=NULL, thumb=NULL""",
                 [(to_sql(p), s, m, r, now) for p, s, m, r in failed],
             )
             if failed:
@@ -286,17 +297,58 @@ class Catalog:
             "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
         )
 
-    def vector_by_hash(self, digest: str) -> tuple[np.ndarray, int, int, np.ndarray | None] | None:
-        """(vector, width, height, region vectors or None) of an encoded photo with this content hash, if any."""
+    def vector_by_hash(self, digest: str) -> tuple[np.ndarray, int, int, np.ndarray | None, Picture | None] | None:
+        """(vector, width, height, region vectors or None, picture or None) of an encoded photo with this content
+        hash, if any (one with its picture computed first)."""
         row = self.db.execute(
-            "SELECT i.vector, i.width, i.height, r.vectors FROM images i LEFT JOIN regions r ON r.image_id = i.id "
-            "WHERE i.hash=? AND i.status='ok' AND i.vector IS NOT NULL LIMIT 1",
+            "SELECT i.vector, i.width, i.height, r.vectors, i.phash, i.thumb FROM images i "
+            "LEFT JOIN regions r ON r.image_id = i.id "
+            "WHERE i.hash=? AND i.status='ok' AND i.vector IS NOT NULL ORDER BY i.phash IS NULL LIMIT 1",
             (digest,),
         ).fetchone()
         if not row:
             return None
         vector = _unblob(row[0])
-        return vector, row[1], row[2], None if row[3] is None else _unblob(row[3]).reshape(-1, len(vector))
+        crops = None if row[3] is None else _unblob(row[3]).reshape(-1, len(vector))
+        return vector, row[1], row[2], crops, _picture(row[4], row[5])
+
+    # pictures (edgeret.picture) ----------------------------------------------------------------------------------
+    def without_picture(self) -> list[tuple[int, str, int]]:
+        """(id, path, size) of the encoded photos whose picture signature is still to be computed."""
+        cur = self.db.execute(
+            "SELECT id, path, size FROM images WHERE status='ok' AND vector IS NOT NULL AND phash IS NULL" + _BY_PATH
+        )
+        return [(i, from_sql(p), s) for i, p, s in cur]
+
+    def write_pictures(self, pictures: Sequence[tuple[int, Picture]]) -> None:
+        """Store computed signatures by photo id (vectors are untouched, so the search index stays as it is)."""
+        with self.db:
+            self.db.executemany("UPDATE images SET phash=?, thumb=? WHERE id=?",
+                                [(*_picture_cols(p), i) for i, p in pictures])
+
+    def picture_count(self) -> int:
+        return self.db.execute(
+            "SELECT COUNT(*) FROM images WHERE status='ok' AND vector IS NOT NULL AND phash IS NOT NULL"
+        ).fetchone()[0]
+
+    def phashes(self) -> dict[int, int]:
+        """id -> pHash of every encoded photo that has one."""
+        cur = self.db.execute("SELECT id, phash FROM images WHERE status='ok' AND vector IS NOT NULL "
+                              "AND phash IS NOT NULL")
+        return dict(cur.fetchall())
+
+    def pictures(self, ids: Iterable[int]) -> dict[int, Picture]:
+        """id -> Picture of those of `ids` that have one."""
+        ids = list(ids)
+        out: dict[int, Picture] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            q = f"SELECT id, phash, thumb FROM images WHERE phash IS NOT NULL AND id IN ({','.join('?' * len(chunk))})"
+            for i, h, t in self.db.execute(q, chunk):
+                pic = _picture(h, t)
+                if pic is not None:
+                    out[i] = pic
+        return out
 
     def hashes(self) -> set[str]:
         cur = self.db.execute("SELECT hash FROM images WHERE status='ok' AND hash IS NOT NULL")
@@ -418,6 +470,14 @@ class Catalog:
     def failures(self) -> Iterator[tuple[str, str]]:
         for path, reason in self.db.execute("SELECT path, reason FROM images WHERE status='failed'" + _BY_PATH):
             yield from_sql(path), reason
+
+
+def _picture_cols(p: Picture | None) -> tuple[int | None, bytes | None]:
+    return (None, None) if p is None else (p.phash, p.thumb)
+
+
+def _picture(phash: int | None, thumb: bytes | None) -> Picture | None:
+    return None if phash is None or thumb is None or len(thumb) != THUMB_BYTES else Picture(phash, thumb)
 
 
 def _blob(v: np.ndarray) -> bytes:

@@ -1,9 +1,14 @@
-"""Near-duplicate and same-object groups from the k-nearest-neighbour graph, and safe moves of the extra copies.
+"""Duplicate groups of three kinds, and safe moves of the extra copies.
+
+- identical files: the same content hash;
+- the same picture: resized, re-compressed, converted, lightly cropped or EXIF-rotated versions, told by the picture
+  signature (edgeret.picture: pHash + thumbnail) whatever the encoder; candidates are pHash bucket pairs
+  (multi-index hashing) and every k-NN pair, so a copy the embedding places far is still found;
+- similar shots: cosine at least the threshold but not the same picture (bursts, the same scene again); with a
+  verifier (a PairReranker), borderline pairs (|cosine - threshold| < margin) are kept only when it says "same".
 
 Each photo's k nearest neighbours come from the library's own index (USearch HNSW for large libraries, blocked exact
-matrix products below that), never from an all-pairs loop. Pairs above a cosine threshold, plus photos sharing a
-content hash, are joined by union-find; the connected components are the groups. With a verifier (a PairReranker),
-borderline pairs (|cosine - threshold| < margin) are kept only when the verifier says "same object".
+matrix products below that), never from an all-pairs loop; groups are union-find components.
 
 Nothing here deletes a file: `move_duplicates` moves the non-originals to a folder the user chose, writing an undo
 log first, and `undo_moves` puts them back.
@@ -19,12 +24,13 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import Cancelled, DecodeError, UsageError
+from .picture import SAME_DISTANCE, Picture, bucket_pairs, distances, judge
 from .settings import DUPLICATE_K, DUPLICATE_MARGIN, DUPLICATE_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -164,6 +170,11 @@ def group_rows(
 
 
 # groups of library photos -------------------------------------------------------------------------------------
+IDENTICAL, SAME_PICTURE, SIMILAR = "identical", "same_picture", "similar"
+KINDS = (IDENTICAL, SAME_PICTURE, SIMILAR)
+COPY_KINDS = (IDENTICAL, SAME_PICTURE)  # groups whose extra members are copies, safe to move out
+
+
 @dataclass(frozen=True)
 class Member:
     key: int
@@ -174,6 +185,12 @@ class Member:
     mtime: float  # seconds since the epoch
     similarity: float  # cosine to the group's original (1.0 for the original itself)
     original: bool = False
+    # evidence against the group's original (None where it does not apply, or the photo has no picture hash yet)
+    identical_to: str | None = None  # path of an earlier member with the same file content (content hash)
+    distance: int | None = None  # pHash bits that differ (of 64)
+    correlation: float | None = None  # 32×32 thumbnail correlation, after the crop search
+    colour: float | None = None  # mean colour difference (0-255)
+    p_same: float | None = None  # the re-ranker's P(same) for the pair that joined it (--verify)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -185,6 +202,8 @@ class Member:
 class Group:
     members: list[Member]  # the original first
     verified: int = 0  # borderline pairs the verifier confirmed inside this group
+    kind: str = SIMILAR  # IDENTICAL: one file's copies; SAME_PICTURE: one picture's versions; SIMILAR: other shots
+    why: str = ""  # why the first member is taken as the original
 
     @property
     def original(self) -> Member:
@@ -195,14 +214,82 @@ class Group:
         return self.members[1:]
 
     def as_dict(self) -> dict:
-        return {"size": len(self.members), "original": self.original.path, "verified": self.verified,
-                "members": [m.as_dict() for m in self.members]}
+        return {"kind": self.kind, "size": len(self.members), "original": self.original.path,
+                "why_original": self.why, "verified": self.verified, "members": [m.as_dict() for m in self.members]}
 
 
 def original_first(members: list[Member]) -> list[Member]:
     """Largest resolution, then largest file, then oldest, then path: the copy most likely to be the original."""
     ranked = sorted(members, key=lambda m: (-m.width * m.height, -m.size, m.mtime, m.path))
-    return [Member(**{**asdict(m), "original": i == 0}) for i, m in enumerate(ranked)]
+    return [replace(m, original=i == 0) for i, m in enumerate(ranked)]
+
+
+def why_original(ranked: list[Member]) -> str:
+    """The rule of original_first that chose ranked[0] over the runner-up, in words."""
+    if len(ranked) < 2:
+        return ""
+    a, b = ranked[0], ranked[1]
+    if a.width * a.height != b.width * b.height:
+        return f"largest picture ({a.width}×{a.height} px; next {b.width}×{b.height})"
+    if a.size != b.size:
+        return f"same pixel size, largest file ({a.size:,} B; next {b.size:,} B)"
+    if a.mtime != b.mtime:
+        return "same pixel and file size, oldest file"
+    return "same pixel size, file size and date: first by path"
+
+
+@dataclass
+class Pairs:
+    """The classified edges of the photo graph, as row pairs (i < j)."""
+
+    same: list[tuple[int, int]]  # the same picture (pHash + thumbnail evidence)
+    similar: list[tuple[int, int, float]]  # cosine at least the threshold (or confirmed by the verifier), not same
+    border: list[tuple[int, int, float]]  # cosine within the verifier's margin below/above: for the verifier
+
+
+def classify_pairs(
+    nbr: np.ndarray,
+    sim: np.ndarray,
+    phashes: np.ndarray,
+    pictures: Callable[[Sequence[int]], dict[int, Picture]],
+    threshold: float,
+    margin: float | None = None,
+) -> Pairs:
+    """Sort the k-NN graph and the pHash buckets into same-picture, similar and borderline pairs.
+
+    `phashes` has one int64 per row, and `pictures(rows)` returns the rows' signatures (rows without one are
+    missing). Same-picture candidates are the pHash bucket pairs (multi-index hashing: found whatever the encoder
+    thinks) plus every k-NN pair, each kept when its hash distance allows it, then judged on the thumbnails.
+    """
+    have = np.asarray([p is not None for p in phashes]) if phashes.dtype == object else np.ones(len(phashes), bool)
+    hashes = np.where(have, phashes, 0).astype(np.int64)
+    rows = np.flatnonzero(have)
+    bi, bj = bucket_pairs(hashes[rows])
+    bi, bj = rows[bi], rows[bj]
+    ki, kj, kc = candidate_pairs(nbr, sim, -np.inf)
+    ci, cj = np.concatenate([bi, ki]), np.concatenate([bj, kj])
+    keep = have[ci] & have[cj]
+    ci, cj = ci[keep], cj[keep]
+    keep = distances(hashes[ci], hashes[cj]) <= SAME_DISTANCE
+    ci, cj = ci[keep], cj[keep]
+    n = len(nbr)
+    code = np.unique(ci * n + cj)
+    ci, cj = code // n, code % n
+    pics = pictures(sorted(set(ci.tolist()) | set(cj.tolist())))
+    pairs = [(x, y) for x, y in zip(ci.tolist(), cj.tolist(), strict=True) if x in pics and y in pics]
+    verdicts = judge([pics[x] for x, _ in pairs], [pics[y] for _, y in pairs])
+    same = [pair for pair, e in zip(pairs, verdicts, strict=True) if e.same]
+    same_set = set(same)
+    low = threshold if margin is None else threshold - margin
+    similar, border = [], []
+    for x, y, c in zip(ki.tolist(), kj.tolist(), kc.tolist(), strict=True):
+        if c < low or (x, y) in same_set:
+            continue
+        if margin is not None and c < threshold + margin:
+            border.append((x, y, c))
+        else:
+            similar.append((x, y, c))
+    return Pairs(same, similar, border)
 
 
 def find_duplicates(
@@ -214,10 +301,13 @@ def find_duplicates(
     progress: Progress | None = None,
     cancel: Cancel | None = None,
 ) -> list[Group]:
-    """Groups of near-duplicate / same-object photos in `library`, largest first.
+    """Groups of identical files, of the same picture, and of similar shots in `library`.
 
-    `verifier` is a PairReranker (open_verifier); with it, pairs within `margin` of the threshold are judged
-    by it (P(same) >= 0.5 joins them), so it can both rescue a pair just below and reject one just above.
+    Identical files (content hash) and versions of one picture (edgeret.picture) form copy groups; photos whose
+    cosine reaches `threshold` without being the same picture form similar groups, in which each copy group takes
+    part through its original (so no photo is in two groups of one kind). `verifier` is a PairReranker
+    (open_verifier); with it, pairs within `margin` of the threshold are judged by it (P(same) >= 0.5 joins them).
+    Order: copy groups (identical, then same picture), then similar groups, each largest first.
     """
     if not 0.0 < threshold <= 1.0:
         raise UsageError("the threshold is a cosine similarity in (0, 1]")
@@ -225,32 +315,50 @@ def find_duplicates(
     if len(keys) < 2:
         return []
     nbr, sim = knn(matrix, k, _usearch_for(library, keys, matrix), keys, progress, cancel)
-    low = threshold - margin if verifier is not None else threshold
-    a, b, c = candidate_pairs(nbr, sim, low)
     details = _details(library)
-    uf = UnionFind(len(keys))
+    by_key = library.catalog.phashes()
+    phashes = np.array([by_key.get(int(key)) for key in keys.tolist()], object)
+    row_key = keys.tolist()
+
+    def pictures(rows: Sequence[int]) -> dict[int, Picture]:
+        found = library.catalog.pictures([row_key[r] for r in rows])
+        return {r: found[row_key[r]] for r in rows if row_key[r] in found}
+
+    pairs = classify_pairs(nbr, sim, phashes, pictures, threshold, margin if verifier is not None else None)
+    p_same: dict[int, float] = {}
+    similar = [(x, y) for x, y, _ in pairs.similar]
+    if verifier is not None:
+        for x, y, p in _verify(verifier, pairs.border, keys, details, threshold, progress, cancel):
+            similar.append((x, y))
+            for r in (x, y):
+                p_same[r] = max(p_same.get(r, 0.0), p)
+    copies = UnionFind(len(keys))
     for rows in _same_hash(details, keys):  # identical files group even when more copies exist than k
         for r in rows[1:]:
-            uf.union(rows[0], r)
-    sure = c >= threshold + margin if verifier is not None else np.ones(len(c), bool)
-    for x, y in zip(a[sure].tolist(), b[sure].tolist(), strict=True):
-        uf.union(x, y)
-    confirmed: list[tuple[int, int]] = []
-    if verifier is not None:
-        border = list(zip(a[~sure].tolist(), b[~sure].tolist(), c[~sure].tolist(), strict=True))
-        confirmed = _verify(verifier, border, keys, details, threshold, progress, cancel)
-        for x, y in confirmed:
-            uf.union(x, y)
-    components = uf.components()
+            copies.union(rows[0], r)
+    for x, y in pairs.same:
+        copies.union(x, y)
+    present = [[r for r in rows if int(keys[r]) in details] for rows in copies.components()]
     # a row removed by a concurrent writer since vectors() was read has no details: leave it out
-    components = [[r for r in rows if int(keys[r]) in details] for rows in components]
-    components = [rows for rows in components if len(rows) > 1]
-    groups = [_group(rows, keys, matrix, details) for rows in components]
-    group_of = {r: g for rows, g in zip(components, groups, strict=True) for r in rows}
-    for x, _ in confirmed:
-        if x in group_of:
-            group_of[x].verified += 1
-    return sorted(groups, key=lambda g: (-len(g.members), g.original.path))
+    copy_groups = [_group(rows, keys, matrix, details, pictures) for rows in present if len(rows) > 1]
+    stands_for = {r: r for r in range(len(keys))}  # a copy stands for its group's original among similar shots
+    for rows, g in zip([rows for rows in present if len(rows) > 1], copy_groups, strict=True):
+        head = next(r for r in rows if int(keys[r]) == g.original.key)
+        stands_for.update((r, head) for r in rows)
+    shots = UnionFind(len(keys))
+    for x, y in similar:
+        if stands_for[x] != stands_for[y]:
+            shots.union(stands_for[x], stands_for[y])
+    similar_rows = [[r for r in rows if int(keys[r]) in details] for rows in shots.components()]
+    similar_groups = []
+    for rows in similar_rows:
+        if len(rows) < 2:
+            continue
+        g = _group(rows, keys, matrix, details, pictures, kind=SIMILAR, p_same=p_same)
+        g.verified = sum(1 for r in rows if r in p_same)
+        similar_groups.append(g)
+    order = {IDENTICAL: 0, SAME_PICTURE: 1, SIMILAR: 2}
+    return sorted([*copy_groups, *similar_groups], key=lambda g: (order[g.kind], -len(g.members), g.original.path))
 
 
 def _usearch_for(library, keys: np.ndarray, matrix: np.ndarray):
@@ -266,17 +374,38 @@ def _usearch_for(library, keys: np.ndarray, matrix: np.ndarray):
     return HnswIndex.build(keys, matrix).index  # k-NN of every photo is quadratic when exact: n² vs n·log n
 
 
-def _group(rows: list[int], keys, matrix, details) -> Group:
+def _group(rows: list[int], keys, matrix, details, pictures=None, kind: str | None = None,
+           p_same: dict[int, float] | None = None) -> Group:
+    """A Group of `rows`, its original first, each member with its evidence against the original. Without `kind`:
+    IDENTICAL when every member has one content hash, else SAME_PICTURE (or SIMILAR without `pictures`)."""
     members = []
     for r in rows:
         path, size, mtime_ns, w, h, _ = details[int(keys[r])]
         w, h = _pixel_size(path, (w or 0, h or 0))
         members.append(Member(int(keys[r]), path, size, w, h, mtime_ns / 1e9, 1.0))
     ranked = original_first(members)
-    by_key = {int(keys[r]): r for r in rows}
-    ref = matrix[by_key[ranked[0].key]]
-    return Group([Member(**{**asdict(m), "similarity": round(float(matrix[by_key[m.key]] @ ref), 4)})
-                  for m in ranked])
+    row_of = {int(keys[r]): r for r in rows}
+    head = row_of[ranked[0].key]
+    digest = {r: details[int(keys[r])][5] for r in rows}
+    if kind is None:
+        same_file = len(set(digest.values())) == 1 and digest[head] is not None
+        kind = IDENTICAL if same_file else SAME_PICTURE if pictures is not None else SIMILAR
+    pics = pictures(rows) if pictures is not None else {}
+    others = [m for m in ranked[1:] if head in pics and row_of[m.key] in pics]
+    verdicts = judge([pics[head]] * len(others), [pics[row_of[m.key]] for m in others]) if others else []
+    evidence = dict(zip([m.key for m in others], verdicts, strict=True))
+    ref = matrix[head]
+    out: list[Member] = []
+    first_with: dict[str, str] = {}
+    for m in ranked:
+        r = row_of[m.key]
+        e = evidence.get(m.key)
+        twin = first_with.setdefault(digest[r], m.path) if digest[r] is not None else m.path
+        out.append(replace(
+            m, similarity=round(float(matrix[r] @ ref), 4), identical_to=None if twin == m.path else twin,
+            distance=None if e is None else e.distance, correlation=None if e is None else e.correlation,
+            colour=None if e is None else e.colour, p_same=None if p_same is None else p_same.get(r)))
+    return Group(out, kind=kind, why=why_original(ranked))
 
 
 def _pixel_size(path: str, fallback: tuple[int, int]) -> tuple[int, int]:
@@ -309,8 +438,9 @@ def _same_hash(details: dict[int, tuple], keys: np.ndarray) -> list[list[int]]:
     return [rows for rows in by_hash.values() if len(rows) > 1]
 
 
-def _verify(verifier, border, keys, details, threshold, progress, cancel) -> list[tuple[int, int]]:
-    """The borderline pairs the verifier judges to show the same object (an abstention falls back to cosine)."""
+def _verify(verifier, border, keys, details, threshold, progress, cancel) -> list[tuple[int, int, float]]:
+    """(x, y, P(same)) of the borderline pairs the verifier judges to show the same object (an abstention, P NaN,
+    falls back to cosine)."""
     from .decode import decode
     from .library import Hit
 
@@ -331,7 +461,7 @@ def _verify(verifier, border, keys, details, threshold, progress, cancel) -> lis
         for i, p in verifier.score(query, verifier.candidates(hits), cancel=cancel):
             y, c = cands[i]
             if (p >= 0.5) if p == p else (c >= threshold):  # NaN: the verifier could not judge this pair
-                out.append((x, y))
+                out.append((x, y, float(p)))
             done += 1
             if progress:
                 progress(done, len(border), "verify")

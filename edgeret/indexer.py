@@ -20,6 +20,7 @@ from .catalog import Catalog, content_hash
 from .decode import decode
 from .encoders import ImageEncoder
 from .errors import DecodeError, EncoderFailed
+from .picture import Picture, signature
 from .regions import OFF, RegionSpec, decode_side, encode_groups
 from .regions import tensors as region_tensors
 from .scan import scan
@@ -40,6 +41,7 @@ class IndexReport:
     missing_roots: list[str] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
+    pictures: int = 0  # photos already indexed whose picture signature was computed in this run (no re-encoding)
 
     def as_dict(self) -> dict:
         return {
@@ -50,6 +52,7 @@ class IndexReport:
             "failed": len(self.failed),
             "failures": [{"path": p, "reason": r} for p, r in self.failed],
             "missing_roots": self.missing_roots,
+            "pictures": self.pictures,
             "cancelled": self.cancelled,
             "seconds": round(self.seconds, 3),
         }
@@ -72,6 +75,7 @@ class _Result:
     width: int = 0
     height: int = 0
     reason: str | None = None
+    picture: Picture | None = None
 
 
 def plan(known: dict, roots: list[Path], cancel=None) -> tuple[list[_Job], set[str], int]:
@@ -153,6 +157,8 @@ def run(
     _commit(catalog, encoder, batch, gone_by_hash, gone, report, regions)
     if not report.cancelled:
         report.removed = catalog.delete_paths(sorted(gone))
+        report.pictures, report.cancelled = _add_pictures(catalog, decode_side(regions, pre), batch_size, workers,
+                                                          progress, cancel)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -167,6 +173,7 @@ def _decode_job(job: _Job, pre, known_hashes: Set[str], regions: RegionSpec = OF
         res.width, res.height = image.info.get("source_size", image.size)
         res.tensor = pre(image)
         res.crops = region_tensors(regions, image, pre)
+        res.picture = _signature(image, job.path)
     except DecodeError as e:
         res.reason = str(e)
     except OSError as e:
@@ -190,7 +197,7 @@ def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str]
     for r, vs in zip(to_encode, _encode(encoder, to_encode), strict=True):
         if vs is not None:
             ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, r.width, r.height, vs[0],
-                       vs[1:] if len(vs) > 1 else None))
+                       vs[1:] if len(vs) > 1 else None, r.picture))
     for r in batch:
         if r.reason is not None:
             failed.append((r.job.path, r.job.size, r.job.mtime_ns, r.reason))
@@ -202,10 +209,48 @@ def _commit(catalog, encoder, batch: list[_Result], gone_by_hash, gone: set[str]
                 moved.append((old, r.job.path, r.job.size, r.job.mtime_ns))
                 report.moved += 1
             else:
-                v, w, h, crops = catalog.vector_by_hash(r.hash)
-                ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, w, h, v, crops))
+                v, w, h, crops, picture = catalog.vector_by_hash(r.hash)
+                ok.append((r.job.path, r.job.size, r.job.mtime_ns, r.hash, w, h, v, crops, picture))
     catalog.write_batch(ok, failed, moved)
     report.indexed += len(ok)
+
+
+def _signature(image, path: str) -> Picture | None:
+    try:
+        return signature(image)
+    except Exception:  # the signature is an extra: a photo that decoded is indexed even if this fails
+        log.exception("cannot compute the picture signature of %s", path)
+        return None
+
+
+def _add_pictures(catalog: Catalog, min_side: int | None, batch_size: int, workers: int,
+                  progress: Progress | None, cancel: Callable[[], bool]) -> tuple[int, bool]:
+    """Compute the picture signature of indexed photos that lack one (a library from before signatures existed):
+    a decode each, no encoder. Returns (how many were added, cancelled)."""
+    todo = catalog.without_picture()
+
+    def work(item: tuple[int, str, int]) -> tuple[int, Picture | None]:
+        key, path, _ = item
+        try:
+            return key, _signature(decode(path, min_side=min_side), path)
+        except (DecodeError, OSError) as e:  # changed or gone since it was indexed: the next run sees it
+            log.info("no picture signature for %s: %s", path, e)
+            return key, None
+
+    batch: list[tuple[int, Picture]] = []
+    added = 0
+    for done, (key, picture) in enumerate(_prefetch(work, todo, workers), 1):
+        if picture is not None:
+            batch.append((key, picture))
+        if progress:
+            progress(done, len(todo), "picture signatures")
+        if len(batch) >= batch_size or (cancel() and batch):
+            catalog.write_pictures(batch)
+            added, batch = added + len(batch), []
+        if cancel():
+            return added, True
+    catalog.write_pictures(batch)
+    return added + len(batch), False
 
 
 def _encode(encoder, results: list[_Result]) -> list[np.ndarray | None]:

@@ -279,6 +279,8 @@ class Library:
             "encoder_id": self.catalog.get_meta("encoder_id"),
             "regions": self.regions.name,
             "vectors_per_photo": round(n / photos, 2) if photos else None,
+            "photos": photos,
+            "pictures": self.catalog.picture_count(),  # photos with a picture signature (edgeret.picture)
             # said without opening the index: building an HNSW graph just to report on it could take minutes
             "index": {"kind": "exact" if n < self.exact_below else "hnsw", "size": n,
                       "bytes_on_disk": _disk_size(self.path)},

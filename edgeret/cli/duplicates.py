@@ -13,9 +13,12 @@ from .common import add_common, count, interruptible, open_library, settings, wa
 
 def add_parser(subparsers) -> None:
     """Add the `duplicates` command to an argparse subparsers object."""
-    p = subparsers.add_parser("duplicates", help="groups of near-duplicate photos (nothing is ever deleted)")
+    p = subparsers.add_parser(
+        "duplicates", help="identical files, the same picture in other versions, and similar shots (nothing is "
+        "ever deleted)")
     p.add_argument("--threshold", type=float, default=DUPLICATE_THRESHOLD,
-                   help=f"cosine from which two photos group (default {DUPLICATE_THRESHOLD})")
+                   help=f"cosine from which two photos count as similar shots (default {DUPLICATE_THRESHOLD}); "
+                   "identical files and the same picture are found whatever their cosine")
     p.add_argument("-k", "--neighbours", type=count, default=DUPLICATE_K,
                    help=f"neighbours examined per photo (default {DUPLICATE_K})")
     p.add_argument("--verify", action="store_true",
@@ -24,7 +27,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--margin", type=float, default=DUPLICATE_MARGIN,
                    help=f"borderline band around the threshold for --verify (default {DUPLICATE_MARGIN})")
     p.add_argument("--move-to", type=Path, metavar="DIR",
-                   help="move every non-original into DIR (outside the library folders), writing an undo log")
+                   help="move the extra copies of identical files and of the same picture into DIR (outside the "
+                   "library folders), writing an undo log; similar shots are listed, never moved")
     p.add_argument("--undo", type=Path, metavar="LOG", help="move the files recorded in an undo log back")
     add_common(p, encoder=False, progress=True)
     p.set_defaults(func=cmd_duplicates)
@@ -66,9 +70,9 @@ def cmd_duplicates(args) -> int:
 
 
 def _move(args, s, groups, roots, out: dict | None) -> int:
-    from ..duplicates import move_duplicates
+    from ..duplicates import COPY_KINDS, move_duplicates
 
-    report = move_duplicates(groups, args.move_to, roots=roots)
+    report = move_duplicates([g for g in groups if g.kind in COPY_KINDS], args.move_to, roots=roots)
     refreshed = _refresh(s)
     if out is not None:
         out["moved"] = {"log": report.log, "files": len(report.moved), "library_updated": refreshed,
@@ -94,20 +98,42 @@ def _refresh(s) -> bool:
 
 def groups_json(threshold: float, photos: int, seconds: float, groups) -> dict:
     """The --json form of the groups (local or cluster); `--move-to` adds what it moved."""
+    from ..duplicates import KINDS
+
     return {"threshold": threshold, "photos": photos, "seconds": round(seconds, 3),
+            "kinds": {kind: sum(g.kind == kind for g in groups) for kind in KINDS},
             "groups": [g.as_dict() for g in groups]}
 
 
+TITLES = {"identical": "identical files", "same_picture": "the same picture", "similar": "similar shots"}
+
+
+def evidence(m) -> str:
+    """A member's evidence against its group's original, in a few words."""
+    if m.original:
+        return "original"
+    if m.identical_to is not None:
+        return "same file"
+    parts = [f"cos {m.similarity:.3f}"]
+    if m.distance is not None:
+        parts.append(f"hash {m.distance}/64, thumb {m.correlation:.3f}")
+    if m.p_same is not None:
+        parts.append(f"P {m.p_same:.2f}")
+    return ", ".join(parts)
+
+
 def print_groups(groups, photos: int, seconds: float) -> None:
-    copies = sum(len(g.copies) for g in groups)
-    print(f"{len(groups)} groups, {copies} extra copies among {photos} photos ({seconds:.1f}s)")
+    counts = {kind: sum(g.kind == kind for g in groups) for kind in TITLES}
+    copies = sum(len(g.copies) for g in groups if g.kind != "similar")
+    print(f"{counts['identical']} groups of identical files, {counts['same_picture']} of the same picture "
+          f"({copies} extra copies), {counts['similar']} of similar shots, among {photos} photos ({seconds:.1f}s)")
     for n, g in enumerate(groups, 1):
-        extra = f", {g.verified} pair(s) verified" if g.verified else ""
-        print(f"\ngroup {n}: {len(g.members)} photos{extra}")
+        extra = f", {g.verified} verified by the re-ranker" if g.verified else ""
+        why = f"; original: {g.why}" if g.why else ""
+        print(f"\ngroup {n}: {TITLES.get(g.kind, g.kind)}, {len(g.members)} photos{extra}{why}")
         for m in g.members:
-            role = "original" if m.original else f"cos {m.similarity:.3f}"
             date = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.mtime))
-            print(f"  {role:<9} {m.width:>5}x{m.height:<5} {m.size:>12,} B  {date}  {m.path}")
+            print(f"  {evidence(m):<34} {m.width:>5}x{m.height:<5} {m.size:>12,} B  {date}  {m.path}")
 
 
 def _print_moves(report, as_json: bool, verb: str) -> None:

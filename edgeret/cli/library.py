@@ -111,6 +111,7 @@ def print_report(report, as_json: bool) -> None:
     print(
         f"{state} in {d['seconds']:.1f}s: indexed {d['indexed']}, unchanged {d['unchanged']}, "
         f"moved {d['moved']}, removed {d['removed']}, failed {d['failed']}"
+        + (f", picture hashes added {d['pictures']}" if d.get("pictures") else "")
     )
     for r in d["missing_roots"]:
         print(f"  folder not found (kept as it was): {r}")
@@ -129,6 +130,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("encoder", st["encoder"]),
         ("indexed", f"{st['indexed']}   failed {st['failed']}   pending {st['pending']}"),
         ("regions", f"{st['regions']}, {st['vectors_per_photo'] or 0:g} vectors per photo"),
+        ("pictures", f"{st['pictures']} of {st['photos']} photos have a picture hash (for duplicates)"
+                     + ("; the next `edgeret index` adds the rest, without re-encoding"
+                        if st["pictures"] < st["photos"] else "")),
         ("index", f"{st['index']['kind']}, {st['index']['size']} vectors, {st['index']['bytes_on_disk']:,} bytes"),
         *(("root", r) for r in st["roots"]),
     ])

@@ -73,3 +73,78 @@ def warped(im: Image.Image, angle=12.0, scale=1.3, crop=0.75) -> Image.Image:
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every file under root: proof that nothing was written there."""
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+# versions of one picture (duplicate tests and scripts/bench_duplicates.py) ----------------------------------------
+VARIANTS = ("resize50", "resize25", "jpeg_q30", "png", "webp", "heic", "crop5", "exif_rotation", "no_metadata")
+
+
+def with_exif(jpeg: bytes, when: str = "2024:06:01 12:00:00") -> bytes:
+    """`jpeg` with an EXIF block (camera, date) inserted after its start marker: same pixels, other bytes."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0132] = "edgeret", "test camera", when  # Make, Model, DateTime
+    body = exif.tobytes()
+    return jpeg[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:]
+
+
+def strip_metadata(jpeg: bytes) -> bytes:
+    """`jpeg` without its APP1-APP15 and comment segments (EXIF, XMP, ICC…), pixels untouched, as exiftool -all=."""
+    out, i = bytearray(jpeg[:2]), 2
+    while i + 4 <= len(jpeg) and jpeg[i] == 0xFF:
+        marker, length = jpeg[i + 1], int.from_bytes(jpeg[i + 2 : i + 4], "big")
+        if marker == 0xDA:  # start of scan: the rest is image data
+            break
+        if not (0xE1 <= marker <= 0xEF or marker == 0xFE):
+            out += jpeg[i : i + 2 + length]
+        i += 2 + length
+    return bytes(out + jpeg[i:])
+
+
+def make_variant(original: Path, kind: str, out: Path, seed: int = 0) -> Path:
+    """Write one version of the JPEG `original` (kind from VARIANTS) to `out` (its suffix is replaced); returns it.
+
+    Every version shows the same picture: resized, re-compressed, converted, cropped by 5 % of each side (at a
+    seeded position), stored rotated with an EXIF orientation that turns it upright, or without its metadata.
+    """
+    from PIL import ImageOps
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(original) as src:
+        im = ImageOps.exif_transpose(src).convert("RGB")
+    w, h = im.size
+    if kind in ("resize50", "resize25"):
+        f = 2 if kind == "resize50" else 4
+        target = out.with_suffix(".jpg")
+        im.resize((max(1, w // f), max(1, h // f)), Image.Resampling.LANCZOS).save(target, quality=85)
+    elif kind == "jpeg_q30":
+        target = out.with_suffix(".jpg")
+        im.save(target, quality=30)
+    elif kind == "png":
+        target = out.with_suffix(".png")
+        im.save(target)
+    elif kind == "webp":
+        target = out.with_suffix(".webp")
+        im.save(target, quality=80)
+    elif kind == "heic":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        target = out.with_suffix(".heic")
+        im.save(target, format="HEIF", quality=80)
+    elif kind == "crop5":
+        rng = np.random.default_rng(seed)
+        cw, ch = round(w * 0.95), round(h * 0.95)
+        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        target = out.with_suffix(".jpg")
+        im.crop((x0, y0, x0 + cw, y0 + ch)).save(target, quality=90)
+    elif kind == "exif_rotation":
+        target = out.with_suffix(".jpg")
+        exif = Image.Exif()
+        exif[0x0112] = 6  # Orientation: rotate 90° clockwise to view, undoing the stored 90° counter-clockwise
+        im.transpose(Image.Transpose.ROTATE_90).save(target, quality=92, exif=exif.tobytes())
+    elif kind == "no_metadata":
+        target = out.with_suffix(".jpg")
+        target.write_bytes(strip_metadata(original.read_bytes()))
+    else:
+        raise ValueError(f"unknown variant {kind!r}")
+    return target

@@ -92,22 +92,32 @@ def _noise(path, seed):
     Image.fromarray(np.clip(px, 0, 255).astype(np.uint8)).save(path, quality=90)
 
 
-def test_verify_rescues_a_borderline_copy_and_rejects_a_borderline_lookalike(tmp_path, thumb_encoder):
+def test_verify_rescues_a_borderline_shot_and_rejects_a_borderline_lookalike(tmp_path, thumb_encoder):
+    """A 7.5 % crop is the same picture with or without a verifier; a 40 % crop (the same object, not the same
+    picture) and two noise photos (near-identical thumbnails, different photos) sit in the verifier's band: sv
+    confirms the first and rejects the second."""
     root = tmp_path / "v"
     root.mkdir()
     p = _textured(root / "p.jpg", seed=3)
     Image.open(p).crop((24, 18, 616, 462)).save(root / "p-crop.jpg", quality=90)  # cosine ~0.995
+    Image.open(p).crop((128, 96, 512, 384)).save(root / "p-zoom.jpg", quality=90)
     _noise(root / "n1.jpg", 1)
     _noise(root / "n2.jpg", 2)  # cosine ~0.9995 to n1, yet another photo
     make_photo(root / "q.jpg", seed=11, size=(640, 480))
     with _index(tmp_path, [root], thumb_encoder) as lib:
-        plain = find_duplicates(lib, threshold=0.998, k=4)
+        vec = {name: lib.vector_of(lib.key_for_path(root / name)) for name in ("p.jpg", "p-zoom.jpg")}
+        zoom = float(vec["p.jpg"] @ vec["p-zoom.jpg"])
+        threshold, margin = (zoom + 0.9996) / 2, (0.9996 - zoom) / 2 + 0.004  # both pairs inside the band
+        plain = find_duplicates(lib, threshold=threshold, k=4)
         verifier = open_verifier(lib)  # no MLLM installed in the tests: classical spatial verification
         assert verifier.name == "sv"
-        checked = find_duplicates(lib, threshold=0.998, k=4, verifier=verifier, margin=0.005)
-    assert [{m.path.rsplit("/", 1)[1] for m in g.members} for g in plain] == [{"n1.jpg", "n2.jpg"}]
-    assert [{m.path.rsplit("/", 1)[1] for m in g.members} for g in checked] == [{"p.jpg", "p-crop.jpg"}]
-    assert checked[0].verified == 1 and checked[0].original.path.endswith("p.jpg")
+        checked = find_duplicates(lib, threshold=threshold, k=4, verifier=verifier, margin=margin)
+    names = [(g.kind, {m.path.rsplit("/", 1)[1] for m in g.members}) for g in plain]
+    assert names == [("same_picture", {"p.jpg", "p-crop.jpg"}), ("similar", {"n1.jpg", "n2.jpg"})]
+    names = [(g.kind, {m.path.rsplit("/", 1)[1] for m in g.members}) for g in checked]
+    assert names == [("same_picture", {"p.jpg", "p-crop.jpg"}), ("similar", {"p.jpg", "p-zoom.jpg"})]
+    shot = checked[1]
+    assert shot.verified >= 1 and shot.original.path.endswith("p.jpg") and shot.copies[0].p_same >= 0.5
 
 
 def test_knn_and_groups_on_clustered_vectors_match_brute_force():
