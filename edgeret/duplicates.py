@@ -332,31 +332,39 @@ def find_duplicates(
             similar.append((x, y))
             for r in (x, y):
                 p_same[r] = max(p_same.get(r, 0.0), p)
+    return assemble(keys, matrix, details, pairs.same, similar, pictures, p_same)
+
+
+def assemble(keys: np.ndarray, matrix: np.ndarray, details: dict[int, tuple], same: Sequence[tuple[int, int]],
+             similar: Sequence[tuple[int, int]], pictures: Callable[[Sequence[int]], dict[int, Picture]] | None = None,
+             p_same: dict[int, float] | None = None) -> list[Group]:
+    """Groups from row pairs: copy groups (identical content hash, plus `same` pairs), then similar groups over
+    `similar` pairs, in which each copy group takes part through its original. Local and cluster alike."""
+    p_same = p_same or {}
     copies = UnionFind(len(keys))
     for rows in _same_hash(details, keys):  # identical files group even when more copies exist than k
         for r in rows[1:]:
             copies.union(rows[0], r)
-    for x, y in pairs.same:
+    for x, y in same:
         copies.union(x, y)
-    present = [[r for r in rows if int(keys[r]) in details] for rows in copies.components()]
-    # a row removed by a concurrent writer since vectors() was read has no details: leave it out
-    copy_groups = [_group(rows, keys, matrix, details, pictures) for rows in present if len(rows) > 1]
+    # a row removed by a concurrent writer since the vectors were read has no details: leave it out
+    present = [kept for rows in copies.components() if len(kept := [r for r in rows if int(keys[r]) in details]) > 1]
+    copy_groups = [_group(rows, keys, matrix, details, pictures) for rows in present]
     stands_for = {r: r for r in range(len(keys))}  # a copy stands for its group's original among similar shots
-    for rows, g in zip([rows for rows in present if len(rows) > 1], copy_groups, strict=True):
+    for rows, g in zip(present, copy_groups, strict=True):
         head = next(r for r in rows if int(keys[r]) == g.original.key)
         stands_for.update((r, head) for r in rows)
     shots = UnionFind(len(keys))
     for x, y in similar:
         if stands_for[x] != stands_for[y]:
             shots.union(stands_for[x], stands_for[y])
-    similar_rows = [[r for r in rows if int(keys[r]) in details] for rows in shots.components()]
     similar_groups = []
-    for rows in similar_rows:
-        if len(rows) < 2:
-            continue
-        g = _group(rows, keys, matrix, details, pictures, kind=SIMILAR, p_same=p_same)
-        g.verified = sum(1 for r in rows if r in p_same)
-        similar_groups.append(g)
+    for rows in shots.components():
+        rows = [r for r in rows if int(keys[r]) in details]
+        if len(rows) > 1:
+            g = _group(rows, keys, matrix, details, pictures, kind=SIMILAR, p_same=p_same)
+            g.verified = sum(1 for r in rows if r in p_same)
+            similar_groups.append(g)
     order = {IDENTICAL: 0, SAME_PICTURE: 1, SIMILAR: 2}
     return sorted([*copy_groups, *similar_groups], key=lambda g: (order[g.kind], -len(g.members), g.original.path))
 
@@ -617,3 +625,26 @@ def _write_log(path: Path, dest: Path, entries: list[MoveEntry]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1), "utf-8")
     os.replace(tmp, path)  # a crash mid-write never leaves a truncated log
+
+
+def refresh_after_moves(library_path: Path | str, threads: int = 1) -> bool:
+    """Bring the library in step with its folders after moves or an undo (an index run: moved-out photos are
+    forgotten, moved-back ones found again); False when another writer holds the library (it catches up itself)."""
+    from .errors import LibraryBusy
+    from .library import Library
+
+    try:
+        with Library(library_path, writable=True) as lib:
+            lib.index(threads=threads)
+    except LibraryBusy:
+        return False
+    return True
+
+
+def keep_only(group: Group, keep: set[int]) -> Group:
+    """The group to hand move_duplicates so that exactly the members whose keys are in `keep` stay (one of them
+    first); the others are its copies."""
+    kept = [m for m in group.members if m.key in keep]
+    if not kept:
+        raise UsageError("keep at least one photo of the group")
+    return replace(group, members=kept[:1] + [m for m in group.members if m.key not in keep])

@@ -1,15 +1,16 @@
 """`edgeret cluster duplicates`: near-duplicate groups over a collection, grouped as the local command groups them.
 
 Milvus computes each photo's k nearest neighbours (the collection's HNSW index, a page of photos per request), so the
-driver holds the graph and the photos' metadata but never the whole vector matrix; union-find, the same-content
-rule and the choice of each group's original are edgeret.duplicates' own.
+driver holds the graph and the photos' metadata, and the vectors only of photos in some pair; grouping (identical
+files, similar shots), the same-content rule and the choice of each group's original are edgeret.duplicates' own.
+The collection holds no picture signatures, so there is no "same picture" kind here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..duplicates import Group, UnionFind, _group, _same_hash, candidate_pairs
+from ..duplicates import Group, _same_hash, assemble, candidate_pairs
 from ..errors import UsageError
 from ..indexer import Progress
 from ..settings import DUPLICATE_K, DUPLICATE_THRESHOLD
@@ -34,15 +35,12 @@ def find_duplicates(opts: ClusterOptions, threshold: float = DUPLICATE_THRESHOLD
         found = [(row_of[p], s) for p, s in found if p in row_of and row_of[p] != r][:k]
         nbr[r, :len(found)] = [x for x, _ in found]
         sim[r, :len(found)] = [s for _, s in found]
-    uf = UnionFind(len(details))
-    for rows in _same_hash(details, np.arange(len(details))):  # identical files group even past k copies
-        for x in rows[1:]:
-            uf.union(rows[0], x)
     a, b, _ = candidate_pairs(nbr, sim, threshold)
-    for x, y in zip(a.tolist(), b.tolist(), strict=True):
-        uf.union(x, y)
-    groups = [_members_group(coll, rows, details) for rows in uf.components()]
-    return sorted(groups, key=lambda g: (-len(g.members), g.original.path))
+    rows = sorted(set(a.tolist()) | set(b.tolist()) | {r for g in _same_hash(details, np.arange(len(details)))
+                                                         for r in g})
+    matrix = _vectors(coll, [details[r][0] for r in rows], len(details), rows)
+    # no picture signatures in the collection: identical files and similar shots, grouped as the local command does
+    return assemble(np.arange(len(details)), matrix, details, [], list(zip(a.tolist(), b.tolist(), strict=True)))
 
 
 def _graph(coll: PhotoCollection, k: int, progress: Progress | None):
@@ -61,9 +59,11 @@ def _graph(coll: PhotoCollection, k: int, progress: Progress | None):
     return details, neighbours
 
 
-def _members_group(coll: PhotoCollection, rows: list[int], details: dict) -> Group:
-    """A Group of `rows`, its original first, similarities from the members' own vectors."""
-    paths = [details[r][0] for r in rows]
-    vec = {v["path"]: v["vector"] for v in coll.get(paths, ["path", "vector"])}
-    matrix = np.asarray([vec[p] for p in paths], np.float32)
-    return _group(list(range(len(rows))), np.asarray(rows), matrix, {r: details[r] for r in rows})
+def _vectors(coll: PhotoCollection, paths: list[str], n: int, rows: list[int]) -> np.ndarray:
+    """An (n, d) matrix holding the vectors of `rows` (the photos that can be in a group; other rows stay zero)."""
+    vec = {v["path"]: v["vector"] for v in coll.get(paths, ["path", "vector"])} if paths else {}
+    dim = len(next(iter(vec.values()))) if vec else 1
+    matrix = np.zeros((n, dim), np.float32)
+    for r, p in zip(rows, paths, strict=True):
+        matrix[r] = vec[p]
+    return matrix
