@@ -60,7 +60,7 @@ def clustered(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, list[list[in
 
 def synthetic_pictures(n: int, truth: list[list[int]], seed: int = 1):
     """(pHashes, thumbnail matrix) for n photos: each true cluster's members a few bits and a little noise apart."""
-    from edgeret.picture import SIDE, THUMB_BYTES
+    from edgeret.picture import COLOUR_SIDE, SIDE, THUMB_BYTES
 
     rng = np.random.default_rng(seed)
     hashes = rng.integers(-(1 << 63), (1 << 63) - 1, n, dtype=np.int64)
@@ -75,6 +75,7 @@ def synthetic_pictures(n: int, truth: list[list[int]], seed: int = 1):
     colour = rng.uniform(0, 255, (n, 3))
     for members in truth:
         colour[members] = colour[members[0]]
+    colour = np.tile(colour, COLOUR_SIDE * COLOUR_SIDE)  # flat colour thumbnails
     raw = np.concatenate([np.clip(thumbs, 0, 255), colour], axis=1).astype(np.uint8)
     assert raw.shape[1] == THUMB_BYTES
     return hashes, raw
