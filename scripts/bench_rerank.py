@@ -10,6 +10,8 @@ the real model's. Both sides use the same image-token cap; (a) gets it by wrappi
 on --stock-pairs pairs (its cost per pair does not depend on the pair). Prints a table and a final JSON line.
 
     python scripts/bench_rerank.py [--k 20] [--image-tokens 64] [--threads 2] [--stock-pairs 3]
+    python scripts/bench_rerank.py --vs-loop 6 [--photos DIR]   # cold candidate: edgeret vs the libmtmd loop
+    python scripts/bench_rerank.py --cold [--k 20] [--loop-queries 2]   # a library without stored tokens
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from edgeret.rerank.mllm import MllmReranker  # noqa: E402
 from edgeret.rerank.prompts import PairPrompt  # noqa: E402
@@ -78,8 +81,17 @@ def stock_path(model: Path, mmproj: Path, query: Image.Image, cands: list[Image.
         p.warmup = False
         return p
 
+    real_init = mtmd_cpp.mtmd_init_from_file
+
+    def mtmd_init(path, model, params):
+        # the handler turns the vision tower's flash attention off with the text model's; edgeret's vision tower
+        # keeps libmtmd's default (mtmd.py), so the comparison does too
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
+        return real_init(path, model, params)
+
     llama_mod.llama_cpp.llama_model_default_params = model_params
     mtmd_cpp.mtmd_context_params_default = mtmd_params
+    mtmd_cpp.mtmd_init_from_file = mtmd_init
     try:
         llm = llama_cpp.Llama(str(model), chat_handler=MTMDChatHandler(str(mmproj), verbose=False, use_gpu=False),
                               n_ctx=4096, n_batch=512, n_ubatch=512, n_threads=threads, n_threads_batch=threads,
@@ -104,6 +116,7 @@ def stock_path(model: Path, mmproj: Path, query: Image.Image, cands: list[Image.
             logits.append(np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy())
     finally:
         mtmd_cpp.mtmd_context_params_default = default_mtmd_params
+        mtmd_cpp.mtmd_init_from_file = real_init
         llm.close()
     return times, logits
 
@@ -166,7 +179,17 @@ def main() -> None:
     ap.add_argument("--weights", default="auto", choices=["auto", "as-is", "f32"],
                     help="re-ranker text weights policy (edgeret/rerank/weights.py)")
     ap.add_argument("--models", help="directory to generate the models in and reuse them from (default: temp)")
+    ap.add_argument("--vs-loop", type=int, metavar="N",
+                    help="only compare N cold candidates: edgeret against the reference libmtmd loop")
+    ap.add_argument("--photos", type=Path, help="JPEG folder for --vs-loop (default: the devset, else synthetic)")
+    ap.add_argument("--cold", action="store_true",
+                    help="only the cold-library figures: k candidates without stored tokens, warm, background load")
+    ap.add_argument("--loop-queries", type=int, default=2, help="--cold: warm queries per query-loop phase")
     a = ap.parse_args()
+    if a.vs_loop:
+        return run_vs_loop(a)
+    if a.cold:
+        return run_cold(a)
 
     with tempfile.TemporaryDirectory(prefix="edgeret-bench-") as tmp:
         mdir = Path(a.models or tmp)
@@ -252,6 +275,50 @@ def main() -> None:
           f"k={a.k} end to end: (a) {a_ms * a.k / 1000:.1f} s vs (c) {c_total:.1f} s")
     print(f"P(first pair): stock {p_stock_first:.6f} vs fast {p_fast_first:.6f}")
     print(json.dumps(result))
+
+
+def run_vs_loop(a: argparse.Namespace) -> None:
+    from bench_cold import photo_files, vs_loop
+
+    from edgeret.testing.shared import DEVSET
+
+    with tempfile.TemporaryDirectory(prefix="edgeret-bench-") as tmp:
+        mdir = Path(a.models or tmp)
+        os.environ.setdefault("EDGERET_MODELS", str(mdir / "edgeret-models"))
+        model, mmproj = tiny_gguf.make_pair(mdir, "idefics3", shape="smolvlm-256m", text_type=a.text_type,
+                                            mmproj_type=a.mmproj_type, reuse=True)
+        photos = photo_files(a.vs_loop + 1, Path(tmp), a.photos or DEVSET / "images")
+        load = os.getloadavg()
+        print(f"{a.vs_loop} cold candidates, {a.threads} threads, cap {a.image_tokens}; load average {load[0]:.2f}")
+        out = vs_loop(model, mmproj, photos, threads=a.threads, image_tokens=a.image_tokens, weights=a.weights,
+                      tmp=Path(tmp))
+        out["load_average"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]
+    o = out
+    print(f"per cold candidate: loop {o['loop_ms_per_candidate']:.0f} ms, edgeret {o['project_ms_per_candidate']:.0f}"
+          f" ms (median ratio {o['ratio_candidate']:.2f}); per photo encode: loop {o['loop_encode_ms_per_photo']:.0f}"
+          f" ms, edgeret {o['project_encode_ms_per_photo']:.0f} ms (ratio {o['ratio_encode']:.2f})")
+    print(json.dumps(out))
+
+
+def run_cold(a: argparse.Namespace) -> None:
+    from bench_cold import cold, photo_files
+
+    from edgeret.testing import tiny_onnx
+    from edgeret.testing.shared import DEVSET, MNV2
+
+    with tempfile.TemporaryDirectory(prefix="edgeret-bench-") as tmp:
+        mdir = Path(a.models or tmp)
+        os.environ.setdefault("EDGERET_MODELS", str(mdir / "edgeret-models"))
+        model, mmproj = tiny_gguf.make_pair(mdir, "idefics3", shape="smolvlm-256m", text_type=a.text_type,
+                                            mmproj_type=a.mmproj_type, reuse=True)
+        photos = photo_files(2 * a.k + 10, Path(tmp), a.photos or DEVSET / "images")
+        encoder = str(MNV2) if (MNV2 / "model.onnx").is_file() else str(tiny_onnx.write(Path(tmp) / "enc", "embedding"))
+        load = os.getloadavg()
+        print(f"cold library: k={a.k}, {len(photos)} photos, {a.threads} threads; load average {load[0]:.2f}")
+        out = cold(model, mmproj, photos, k=a.k, threads=a.threads, tmp=Path(tmp), encoder=encoder,
+                   loop_queries=a.loop_queries)
+        out["load_average"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
