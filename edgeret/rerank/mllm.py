@@ -36,6 +36,7 @@ from edgeret.rerank.mtmd import (
     VisualTokens,
     default_image_tokens,
     physical_cores,
+    square_side,
 )
 from edgeret.rerank.prompts import PairPrompt, boxed_prompt, get_prompt, text_prompt
 from edgeret.rerank.weights import policy_from_env
@@ -44,6 +45,7 @@ __all__ = ["MllmReranker", "RerankerError", "VisualTokens", "physical_cores"]
 
 log = logging.getLogger(__name__)
 
+VISION_RECIPE = "v2"  # v2: vision flash attention at libmtmd's default, square tiles (mtmd.square_side)
 # mtmd projector families exercised by the tests; others may work and are allowed with a warning.
 _TESTED_PROJECTORS = {"mlp", "idefics3", "qwen2vl_merger", "qwen2.5vl_merger", "gemma3"}
 
@@ -79,10 +81,11 @@ class MllmReranker:
         check_pair(text, mm)  # what llama.cpp would crash on
         self.image_tokens = image_tokens if image_tokens is not None else default_image_tokens(mm, self.projector)
         model_fingerprint = fingerprint(self.model_path)
+        self.square = square_side(mm, self.projector, self.image_tokens)
         self.session = MtmdSession(self.model_path, self.mmproj_path, architecture=self.architecture,
                                    threads=self.threads, image_tokens=self.image_tokens, n_ctx=n_ctx,
                                    flash_attn=flash_attn, weights_policy=self.weights_policy,
-                                   tensors=text.tensors, fingerprint=model_fingerprint)
+                                   tensors=text.tensors, fingerprint=model_fingerprint, square=self.square)
         try:
             self._answers: dict[str, np.ndarray] = {}
             self._layout = self._make_layout(self.prompt, query_images=1)
@@ -169,7 +172,9 @@ class MllmReranker:
 
     def _make_model_id(self, model_fingerprint: str) -> str:
         h = hashlib.sha256()
-        for part in (model_fingerprint, fingerprint(self.mmproj_path), str(self.image_tokens)):
+        # VISION_RECIPE: how tokens are made (tile squashing, the tower's attention kernel); tokens stored by another
+        # recipe are another model's, kept in another store file
+        for part in (model_fingerprint, fingerprint(self.mmproj_path), str(self.image_tokens), VISION_RECIPE):
             h.update(part.encode())
             h.update(b"\0")
         return f"mllm-{h.hexdigest()[:20]}"
@@ -257,12 +262,14 @@ class MllmReranker:
         return self._eval_candidate(self._as_tokens(candidate), n_prefix, layout)
 
     def naive_logits(self, query: Image.Image | str, candidate: Image.Image) -> np.ndarray:
-        """Reference: the whole prompt tokenized with its images and evaluated from an empty cache by libmtmd."""
+        """Reference: the whole prompt tokenized with its images (as encode() hands them over) and evaluated from an
+        empty cache by libmtmd, which runs the vision tower on every chunk itself."""
         self._require_open()
         self._owner = object()
         s, layout = self.session, self._layout_for(query)
         images = [candidate] if isinstance(query, str) else [query_image(query), candidate]
-        with s.tokenized(layout.prefix + layout.tail, [s.bitmap(im) for im in images], add_special=True) as chunks:
+        with s.tokenized(layout.prefix + layout.tail, [s.bitmap(s.prepared(im)) for im in images],
+                         add_special=True) as chunks:
             s.eval_chunks(chunks)
         return s.logits()
 

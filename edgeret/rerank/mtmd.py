@@ -125,6 +125,21 @@ def default_image_tokens(mmproj: GgufHeader, projector: str) -> int | None:
     return (side // int(v.get("clip.vision.projector.scale_factor", 1))) ** 2
 
 
+def square_side(mmproj: GgufHeader, projector: str, image_tokens: int | None) -> int | None:
+    """The tile side photos are squashed to before libmtmd sees them, or None to hand them over as they are.
+
+    idefics3 (SmolVLM) capped at one tile gives two chunks per image: an overview (the photo squashed to the tile)
+    and one tile (the photo letterboxed into it), i.e. the vision tower runs twice over the whole photo. Given a
+    square image, libmtmd's two resizes are the same one (Pillow's bicubic filter, no padding needed), so both
+    chunks hold identical pixels and `MtmdSession.encode` runs the tower once. The overview is what SmolVLM was
+    trained on for a whole photo; what changes is the letterboxed copy, which becomes a second squashed one.
+    """
+    one_tile = default_image_tokens(mmproj, projector)
+    if one_tile is None or image_tokens is None or image_tokens > one_tile:
+        return None
+    return int(mmproj.values.get("clip.vision.image_size", 512))
+
+
 @dataclass
 class Piece:
     """A run of the prompt: text token ids, or an image chunk's embeddings (with its mtmd chunk for the helper)."""
@@ -142,9 +157,10 @@ class MtmdSession:
 
     def __init__(self, model_path: Path, mmproj_path: Path, *, architecture: str, threads: int,
                  image_tokens: int | None, n_ctx: int | None, flash_attn: bool, weights_policy: str,
-                 tensors: dict, fingerprint: str):
+                 tensors: dict, fingerprint: str, square: int | None = None):
         """`tensors` and `fingerprint`: the text model's tensor table (modelfiles.read_gguf) and gguf_file.fingerprint,
-        which the caller has already read."""
+        which the caller has already read; `square`: see square_side (None: images go to libmtmd as they are)."""
+        self.square = square
         self.llama, self.mtmd = import_backend()
         self.model = self.ctx = self.mctx = None
         self._tok_batch = self._emb_batch = None
@@ -213,8 +229,11 @@ class MtmdSession:
         p.print_timings = False
         p.n_threads = self.threads
         p.warmup = False
-        p.flash_attn_type = (self.llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn
-                             else self.llama.LLAMA_FLASH_ATTN_TYPE_DISABLED)  # as the stock handler's default
+        # The vision tower keeps libmtmd's default (auto: flash attention on the CPU), whatever the text model does:
+        # its K/V are rounded to f16 either way only inside this one encode, every later use of the tokens (fast
+        # path, full evaluation, store) shares it, and it is 10-20% faster than the dense attention
+        # (scripts/bench_rerank.py --vs-loop, docs/performance.md). `flash_attn` is the text model's switch.
+        p.flash_attn_type = self.llama.LLAMA_FLASH_ATTN_TYPE_AUTO
         if self.image_tokens is not None:
             p.image_max_tokens = int(self.image_tokens)
         self.mctx = mt.mtmd_init_from_file(str(self.mmproj_path).encode(), self.model, p)
@@ -319,22 +338,35 @@ class MtmdSession:
         side = math.isqrt(n)
         return (side, side) if side * side == n else (1, n)
 
-    def encode(self, image: Image.Image) -> VisualTokens:
-        """Run the vision encoder + projector once; the result can be stored and scored many times."""
+    def prepared(self, image: Image.Image) -> Image.Image:
+        """The RGB image libmtmd is given for `image`: squashed to the tile when `square` is set (square_side)."""
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        if self.square is None or rgb.size == (self.square, self.square):
+            return rgb
+        return rgb.resize((self.square, self.square), Image.Resampling.BICUBIC)
+
+    def encode(self, image: Image.Image, *, every_chunk: bool = False) -> VisualTokens:
+        """Run the vision encoder + projector once; the result can be stored and scored many times.
+
+        With `square` set, the image's chunks are the same pixels twice (square_side): the tower runs on the first
+        and its output is copied, unless `every_chunk` (the tests compare both ways)."""
         self.require_open()
+        image = self.prepared(image)
         out, grids = [], []
         with self.tokenized(self.marker, [self.bitmap(image)], add_special=False) as chunks:
-            for c in self.chunk_list(chunks):
-                if not self.is_image(c):
-                    continue
-                if self.mtmd.mtmd_encode_chunk(self.mctx, c) != 0:
-                    raise RerankerError("the vision encoder failed on an image chunk")
+            images = [c for c in self.chunk_list(chunks) if self.is_image(c)]
+            twins = self.square is not None and not every_chunk and len(images) == 2
+            for i, c in enumerate(images):
                 n = self.mtmd.mtmd_input_chunk_get_n_tokens(c)
-                ptr = self.mtmd.mtmd_get_output_embd(self.mctx)
-                out.append(np.ctypeslib.as_array(ptr, shape=(n, self.n_embd)).copy())
+                if twins and i == 1 and len(out[0]) == n:
+                    out.append(out[0].copy())
+                else:
+                    if self.mtmd.mtmd_encode_chunk(self.mctx, c) != 0:
+                        raise RerankerError("the vision encoder failed on an image chunk")
+                    ptr = self.mtmd.mtmd_get_output_embd(self.mctx)
+                    out.append(np.ctypeslib.as_array(ptr, shape=(n, self.n_embd)).copy())
                 grids.append(self._grid(c, n))
-        rgb_size = image.size
-        return VisualTokens(chunks=out, size=(int(rgb_size[0]), int(rgb_size[1])), grids=grids)
+        return VisualTokens(chunks=out, size=(int(image.size[0]), int(image.size[1])), grids=grids)
 
     def pieces(self, chunks, images: list[VisualTokens]) -> list[Piece]:
         """Pair the layout's chunks with stored embeddings, image by image; refuses tokens of another layout."""
