@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .encoders import l2_normalize, model_fingerprint, onnx_session
 from .errors import EdgeretError, EncoderMismatch, ModelError, UsageError
 from .library import Hit, Library
 from .settings import K
+
+if TYPE_CHECKING:
+    from .models.registry import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -163,20 +167,17 @@ def check_pairing(library: Library, encoder: TextEncoder) -> None:
 
 def load_text_encoder(library: Library, spec: str | None = None, threads: int = 2) -> TextEncoder:
     """`spec` (a folder or registry name), else the registry's text tower that pairs with the library's encoder."""
-    from .models import load_registry, resolve
+    from .models import resolve
 
     if spec is None:
         image_name = library_encoder_name(library)
-        matches = [
-            m.name for m in load_registry().values()
-            if m.role == "text-encoder" and image_name in _as_tuple(m.config.get("text", {}).get("pairs_with"))
-        ]
+        matches = text_towers_for(image_name)
         if not matches:
             raise UsageError(
                 f"no registered text encoder pairs with this library's image encoder {image_name!r}; "
                 "pass --text-encoder FOLDER"
             )
-        spec = matches[0]
+        spec = matches[0].name
     folder = resolve(spec, "text-encoder")
     return TextEncoder(folder, threads=threads, name=Path(spec).name)
 
@@ -185,7 +186,7 @@ def text_search_status(library: Library, spec: str | None = None) -> tuple[bool,
     """Can this library be searched by text? (ok, why not in plain words, registry model that would make it so).
 
     Never loads a model: it checks the pairing the registry declares and whether that model is installed."""
-    from .models import load_registry, resolve
+    from .models import resolve
 
     if spec:
         try:
@@ -196,14 +197,24 @@ def text_search_status(library: Library, spec: str | None = None) -> tuple[bool,
     image_name = library_encoder_name(library)
     if image_name is None:
         return False, "text search works once photos are indexed", None
-    pairs = [m for m in load_registry().values() if m.role == "text-encoder"
-             and image_name in _as_tuple(m.config.get("text", {}).get("pairs_with"))]
+    pairs = text_towers_for(image_name)
     if not pairs:
         return False, f"this library's image encoder ({image_name}) has no text encoder to pair with", None
     installed = [m for m in pairs if m.installed()]
     if installed:
         return True, "", None
     return False, f"text search needs the text encoder {pairs[0].name} (not installed)", pairs[0].name
+
+
+def text_towers_for(image_name: str | None, registry: dict[str, ModelInfo] | None = None) -> list[ModelInfo]:
+    """The registry's text encoders declaring `image_name` in pairs_with, in registry order (`registry`: the
+    packaged one when None)."""
+    if registry is None:
+        from .models import load_registry
+
+        registry = load_registry()
+    return [m for m in registry.values() if m.role == "text-encoder"
+            and image_name in _as_tuple(m.config.get("text", {}).get("pairs_with"))]
 
 
 def _as_tuple(value) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from edgeret import models
 from edgeret.errors import Cancelled, EdgeretError, NetworkError
+from edgeret.text import text_towers_for
 
 from .wording import for_desktop, host, size
 
@@ -58,11 +59,8 @@ def default_names() -> list[str]:
     for role in ("encoder", "reranker"):
         with contextlib.suppress(EdgeretError):
             names.append(models.default_model(role).name)
-    reg = _registry()
-    for m in reg.values():
-        if m.role == "text-encoder" and names and names[0] in _pairs(m):
-            names.append(m.name)
-            break
+    if names and (towers := text_towers_for(names[0], _registry())):
+        names.append(towers[0].name)
     return names
 
 
@@ -71,11 +69,6 @@ def _registry() -> dict:
         return models.load_registry()
     except EdgeretError:
         return {}
-
-
-def _pairs(info) -> tuple[str, ...]:
-    value = info.config.get("text", {}).get("pairs_with")
-    return (value,) if isinstance(value, str) else tuple(value or ())
 
 
 def files_to_copy(names: list[str]) -> str:

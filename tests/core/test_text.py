@@ -9,7 +9,7 @@ import pytest
 from edgeret.errors import EncoderMismatch, UsageError
 from edgeret.library import Library
 from edgeret.testing import tiny_text
-from edgeret.text import TextEncoder, check_pairing, load_text_encoder, search_text
+from edgeret.text import TextEncoder, check_pairing, load_text_encoder, search_text, text_towers_for
 
 COLOURS = tiny_text.PHOTO_COLOURS
 
@@ -86,6 +86,12 @@ def test_a_text_tower_of_another_space_is_refused(tmp_path, towers, text_enc, ti
         (undeclared / "text.json").write_text(json.dumps(settings))
         with pytest.raises(EncoderMismatch, match="16-d"):
             check_pairing(lib, TextEncoder(undeclared, threads=1))
+
+
+def test_text_towers_pair_by_the_registrys_pairs_with():
+    names = lambda image: [m.name for m in text_towers_for(image)]  # noqa: E731
+    assert names("clip-vit-b32") == names("clip-vit-b32-int8") == ["clip-vit-b32-text"]
+    assert names("mnv2-gem") == names(None) == []
 
 
 def test_load_text_encoder_by_folder_and_refusal_without_a_registered_pair(colour_library, towers):
