@@ -124,7 +124,7 @@ class Library:
 
     def decode_side(self, encoder: ImageEncoder) -> int:
         """How large a query must be decoded for this library's encoder and its crops."""
-        return regions.decode_side(self.regions, encoder.preprocess)
+        return regions.decode_side(self.regions, encoder.preprocess, query=True)
 
     # indexing -------------------------------------------------------------------------------------------------
     def roots(self) -> list[Path]:
@@ -198,9 +198,10 @@ class Library:
         return self.catalog.paths_for([key]).get(key)
 
     def vectors_of(self, key: int) -> np.ndarray | None:
-        """A library photo's stored vectors as a query set: its own first, then its regions' (if any)."""
+        """A library photo's stored vectors as a query set: its own first, then its regions' (if any). None when
+        there are none, or when they are not the query set (a setting that splits queries but stores no crops)."""
         vector = self.catalog.vector_of(int(key))
-        if vector is None:
+        if vector is None or self.regions.enabled != self.regions.indexes:
             return None
         own = self.catalog.regions_of(int(key))
         return vector[None] if own is None else np.vstack([vector[None], own])

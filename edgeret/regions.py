@@ -33,21 +33,34 @@ class RegionSpec:
 
     name: str
     levels: tuple[int, ...] = ()
+    photos: bool = True  # False: only queries are split; the library keeps one vector per photo (no index cost)
 
     @property
     def enabled(self) -> bool:
+        """Queries are split into crops."""
         return bool(self.levels)
 
     @property
+    def indexes(self) -> bool:
+        """Library photos get region vectors (crops encoded at index time)."""
+        return self.enabled and self.photos
+
+    @property
     def id(self) -> str:
-        """What the stored vectors depend on: compared with the library's record before its vectors are mixed."""
-        return f"{self.name}:rmac{'-'.join(map(str, self.levels))}:o{OVERLAP}:v1" if self.levels else "off"
+        """What the stored vectors depend on: compared with the library's record before its vectors are mixed.
+        A query-only setting stores what `off` does, so switching between them needs no re-index."""
+        return f"{self.name}:rmac{'-'.join(map(str, self.levels))}:o{OVERLAP}:v1" if self.indexes else "off"
 
 
 SETTINGS = {
     "off": RegionSpec("off"),
     "grid": RegionSpec("grid", (2,)),  # 6-8 crops of 2/3 of the short side: an object at 25-45 % of the width fits
     "dense": RegionSpec("dense", (2, 3)),  # + 12-15 crops of half the short side: best figures, ~2.7x the vectors
+    # The query split as grid, library photos not: index cost exactly off's, so it is the default for CLIP-sized
+    # fixed-input encoders, where each crop is a full pass (ViT-B/32, 3000x2000 photos: grid 8.1x off's index time,
+    # over the 2x budget). On the devset (mnv2-gem) it lifts clutter_paste 0.249 -> 0.404 without boxes (grid 0.454)
+    # and moves no kind by more than 0.003 (docs/evaluation.md); it cannot help a busy *library* photo.
+    "query": RegionSpec("query", (2,), photos=False),
 }
 OFF = SETTINGS["off"]
 
@@ -60,9 +73,10 @@ def resolve(name: str) -> RegionSpec:
 
 
 def default_for(pre: Preprocess) -> RegionSpec:
-    """The measured default: crops for encoders that take any input size (their crops run at half size, cheap);
-    off for fixed-size encoders such as CLIP, where every crop is a full pass (grid ≈ 5x the index time)."""
-    return SETTINGS["grid"] if pre.resize == "longest_edge" else OFF
+    """The measured default: crops for encoders that take any input size (their crops run at half size: grid 2.6x
+    off's index time with mnv2-gem); query crops only for fixed-size encoders such as CLIP, where every crop is a
+    full pass (docs/evaluation.md, scripts/bench_regions.py)."""
+    return SETTINGS["grid"] if pre.resize == "longest_edge" else SETTINGS["query"]
 
 
 def boxes(spec: RegionSpec, width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -91,25 +105,28 @@ def crop_preprocess(pre: Preprocess) -> Preprocess:
     return pre
 
 
-def decode_side(spec: RegionSpec, pre: Preprocess) -> int:
-    """The smallest image side a decoder may hand over so that the smallest crop still has its input size."""
-    if not spec.enabled:
+def decode_side(spec: RegionSpec, pre: Preprocess, query: bool = False) -> int:
+    """The smallest image side a decoder may hand over so that the smallest crop still has its input size
+    (for a library photo, or with `query` for a query photo)."""
+    if not (spec.enabled if query else spec.indexes):
         return pre.min_decode_side
     smallest = 2 / (max(spec.levels) + 1)  # crop side as a fraction of the short side
     return max(pre.min_decode_side, math.ceil(crop_preprocess(pre).input_size / smallest))
 
 
 def tensors(spec: RegionSpec, image: Image.Image, pre: Preprocess) -> list[np.ndarray]:
-    """The preprocessed crops of `image` (none when regions are off)."""
-    if not spec.enabled:
-        return []
+    """The preprocessed crops of library photo `image` (none when the setting gives photos no regions)."""
+    return _crops(spec, image, pre) if spec.indexes else []
+
+
+def _crops(spec: RegionSpec, image: Image.Image, pre: Preprocess) -> list[np.ndarray]:
     crop_pre = crop_preprocess(pre)
     return [crop_pre(image.crop(b)) for b in boxes(spec, *image.size)]
 
 
 def encode_sets(encoder, images: Sequence[Image.Image], spec: RegionSpec) -> list[np.ndarray]:
-    """Per image, its vectors: the global one first, then one per crop; all encoded in one batched call."""
-    return encode_groups(encoder, [[encoder.preprocess(im), *tensors(spec, im, encoder.preprocess)] for im in images])
+    """Per query image, its vectors: the global one first, then one per crop; all encoded in one batched call."""
+    return encode_groups(encoder, [[encoder.preprocess(im), *_crops(spec, im, encoder.preprocess)] for im in images])
 
 
 def encode_groups(encoder, groups: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:

@@ -21,8 +21,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reindex", action="store_true", help="re-encode every photo (needed to change the encoder)")
     p.add_argument("--regions", choices=tuple(SETTINGS),
                    help="also store vectors of crops of each photo, so small objects in busy photos are found: "
-                        "grid (6-8 crops), dense (~20), off; recorded in the library, a change needs --reindex "
-                        "(default for a new library: grid for any-size encoders such as mnv2-gem, off for CLIP)")
+                        "grid (6-8 crops), dense (~20), off, or query (only the query is split: no index cost); "
+                        "recorded in the library, a change needs --reindex (default for a new library: grid for "
+                        "any-size encoders such as mnv2-gem, query for CLIP)")
     p.add_argument("--batch-size", type=int, help="images per inference batch")
     add_progress(p)
     add_common(p)

@@ -10,7 +10,7 @@ from edgeret import regions
 from edgeret.duplicates import find_duplicates
 from edgeret.errors import LibraryError
 from edgeret.library import Library
-from edgeret.testing.photos import make_photo
+from edgeret.testing.photos import blobs, make_photo
 
 SCENE = (960, 640)
 OBJECT_AT, OBJECT_SIDE = (555, 240), 380  # a fifth of the frame, inside one crop of the grid
@@ -63,6 +63,29 @@ def test_a_small_object_is_found_by_its_regions_and_not_without(tmp_path, scenes
     assert found[setting][0] == "target.jpg", found
 
 
+def test_query_crops_find_a_clean_photo_from_a_busy_query_at_no_index_cost(tmp_path, tiny_encoder):
+    """`query`: the busy photo is the query, the object's own photo is in the library; photos keep one vector."""
+    library = tmp_path / "library"
+    library.mkdir()
+    for i in range(1, 20):
+        blobs(200 + i, *SCENE).save(library / f"other{i:02d}.jpg", quality=92)
+    _object(400).save(library / "object.jpg", quality=92)
+    with Image.open(make_photo(tmp_path / "scene.jpg", seed=100, size=SCENE)) as im:
+        query = im.convert("RGB")
+    query.paste(_object(400), (540, 225))  # a sixth of the frame, within one crop of the query's grid
+    found = {}
+    with Library(tmp_path / "lib", writable=True) as lib:
+        for name in ("off", "query"):  # the same stored vectors: the switch needs no re-index
+            report = _index(lib, tiny_encoder, [library], regions=name)
+            assert lib.regions.name == name and lib.status()["vectors_per_photo"] == 1.0
+            assert report.indexed == (20 if name == "off" else 0)
+            found[name] = _names(lib.search_images([query], lib.load_encoder(str(tiny_encoder)), k=3)[0])
+        with pytest.raises(LibraryError, match="--reindex --regions grid"):
+            _index(lib, tiny_encoder, regions="grid")
+    assert "object.jpg" not in found["off"]
+    assert found["query"][0] == "object.jpg", found
+
+
 def test_the_setting_is_recorded_shown_and_a_change_needs_a_reindex(tmp_path, photos, tiny_encoder):
     with Library(tmp_path / "lib", writable=True) as lib:
         _index(lib, tiny_encoder, [photos], regions="grid")
@@ -91,7 +114,8 @@ def test_defaults_follow_the_encoder_kind_and_old_libraries_stay_off(tmp_path, p
         assert lib.status()["vectors_per_photo"] > 3
     with Library(tmp_path / "embed", writable=True) as lib:
         _index(lib, tiny_encoder, [photos])
-        assert lib.regions == regions.default_for(lib.load_encoder().preprocess)
+        assert lib.regions == regions.default_for(lib.load_encoder().preprocess) == regions.SETTINGS["query"]
+        assert lib.status()["vectors_per_photo"] == 1.0 and lib.catalog.region_count() == 0
     with Library(tmp_path / "old", writable=True) as lib:
         _index(lib, tiny_fmap_encoder, [photos], regions="off")
         lib.catalog.db.execute("DELETE FROM meta WHERE key IN ('regions', 'regions_id')")  # from before regions

@@ -124,7 +124,7 @@ def test_first_stage_matches_an_independent_search(indexed, instances, tiny_enco
         assert progress[0] == (0, 9) and progress[-1] == (9, 9)
         for r in rep.results:
             q = r.query
-            image = decode(q.path, min_side=enc.preprocess.min_decode_side)  # as `edgeret search` decodes
+            image = decode(q.path, min_side=lib.decode_side(enc))  # as `edgeret search` decodes
             hits = lib.search_images([image], enc, 100)[0]
             ranked = [h.path for h in hits if h.path != q.path]
             assert len(ranked) == 11  # the whole library but the query

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.gui
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 
+from edgeret.library import Library  # noqa: E402
 from gui.query_image import QueryImage  # noqa: E402
 from tests.gui.helpers import WAIT, drop, index  # noqa: E402
 
@@ -37,7 +38,10 @@ def _search(qtbot, window, start) -> list:
     return [r.path for r in window.result_model.results]
 
 
-def test_drag_a_box_on_the_query_then_adjust_and_clear_it(qtbot, window, photos, tmp_path):
+def test_drag_a_box_on_the_query_then_adjust_and_clear_it(qtbot, window, photos, tmp_path, tiny_encoder):
+    # the box is under test, not split queries (tests/core/test_regions.py): the library is set to regions off
+    with Library(window.settings.library, writable=True) as lib:
+        lib.index(encoder_spec=str(tiny_encoder), regions="off", threads=1)
     index(qtbot, window, photos)
     window.settings_panel.rerank.setChecked(False)
     scene = Image.open(photos / "b" / "img11.jpg").convert("RGB").resize((800, 600))
