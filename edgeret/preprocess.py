@@ -25,7 +25,8 @@ _Name = Annotated[str, Field(strict=True, min_length=1, max_length=256)]
 
 
 class _Spec(BaseModel):
-    """The schema of preprocess.json: exact types and bounds that keep memory and arithmetic sane."""
+    """The schema of preprocess.json: exact types and bounds that keep memory and arithmetic sane, and the defaults
+    of every key a file leaves out (the only place they are written)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -58,20 +59,20 @@ def _describe(err: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Preprocess:
-    """The recipe from an encoder folder's preprocess.json."""
+    """The recipe from an encoder folder's preprocess.json: build it with from_file or from_dict (defaults: _Spec's)."""
 
-    input_size: int = 224
-    resize: str = "shortest_edge_center_crop"
-    multiple_of: int = 32
-    interpolation: str = "bicubic"
-    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
-    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
-    layout: str = "NCHW"
-    output: str = "embedding"
-    pooling: str = "gem"
-    gem_p: float = 3.0
-    input_name: str | None = None
-    output_name: str | None = None
+    input_size: int
+    resize: str
+    multiple_of: int
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    layout: str
+    output: str
+    pooling: str
+    gem_p: float
+    input_name: str | None
+    output_name: str | None
     extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -92,7 +93,7 @@ class Preprocess:
         except ValidationError as e:
             raise ModelError(f"{source}: " + "; ".join(_describe(err) for err in e.errors())) from None
         known = set(cls.__dataclass_fields__) - {"extra"}
-        kw = {k: getattr(spec, k) for k in known if k in spec.model_fields_set}
+        kw = {k: getattr(spec, k) for k in known}
         if spec.resize == "longest_edge" and spec.multiple_of > spec.input_size:
             raise ModelError(f"{source}: multiple_of ({spec.multiple_of}) must not exceed input_size")
         return cls(**kw, extra={k: v for k, v in raw.items() if k not in known})
