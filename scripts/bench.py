@@ -57,8 +57,9 @@ import bench_search  # noqa: E402
 import shape_models  # noqa: E402
 
 from edgeret.encoders import ImageEncoder  # noqa: E402
+from edgeret.testing.shared import DEVSET  # noqa: E402
 
-SHARED_DEVSET = HERE.parent.parent / "shared" / "data" / "devset" / "images"
+SHARED_DEVSET = DEVSET / "images"  # ../shared beside the checkout, or EDGERET_SHARED
 
 
 def log(msg: str) -> None:
