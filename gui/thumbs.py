@@ -29,17 +29,19 @@ class _Drain(QRunnable):
 
     def run(self) -> None:
         while (path := self.loader._next()) is not None:
-            image = QImage()
+            image, when = QImage(), None
             try:
-                image = QImage(str(self.loader.cache.get(path)))
+                thumb, when = self.loader.cache.dated(path)  # the date is kept with the thumbnail
+                image = QImage(str(thumb))
             except Exception as e:  # an unreadable photo gets no thumbnail, never an error dialog
                 log.debug("no thumbnail for %s: %s", path, e)
             self.loader.ready.emit(path, image)  # QImage (unlike QPixmap) may be built off the GUI thread
-            self.loader.dated.emit(path, _date_of(path))
+            self.loader.dated.emit(path, date(when) if when is not None else _date_of(path))
             self.loader._done(path)
 
 
 def _date_of(path: str) -> str:
+    """The date of a photo without a thumbnail (unreadable, yet it has a modification time)."""
     try:
         return date(taken(path))
     except Exception as e:  # a date is a nicety: never let it stop the thumbnails
