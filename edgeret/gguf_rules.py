@@ -27,10 +27,11 @@ def check_pair(text: GgufHeader, proj: GgufHeader) -> None:
     check_projector(proj, n_embd)
 
 
-def _positive(h: GgufHeader, key: str, required: bool = True) -> int | None:
+def _positive(h: GgufHeader, key: str, required: bool = True) -> int:
+    """`key`'s value, refused unless a positive whole number; 0 when it is absent and not `required`."""
     v = h.values.get(key)
     if v is None and not required:
-        return None
+        return 0
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise ModelError(f"{h.path}: {key} must be a positive whole number (found {v!r})")
     return v

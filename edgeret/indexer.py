@@ -263,12 +263,12 @@ def _encode(encoder, results: list[_Result]) -> list[np.ndarray | None]:
     if not results:
         return []
     try:
-        vectors: list[np.ndarray | None] = list(encode_groups(encoder, [(r.tensor, *r.crops) for r in results]))
+        vectors: list[np.ndarray | None] = list(encode_groups(encoder, [_tensors(r) for r in results]))
     except EncoderFailed:
         vectors = []
         for r in results:
             try:
-                vectors.append(encode_groups(encoder, [(r.tensor, *r.crops)])[0])
+                vectors.append(encode_groups(encoder, [_tensors(r)])[0])
             except EncoderFailed as e:
                 r.reason, error = str(e), e
                 vectors.append(None)
@@ -278,6 +278,12 @@ def _encode(encoder, results: list[_Result]) -> list[np.ndarray | None]:
         if v is not None and not np.isfinite(v).all():
             r.reason, vectors[i] = "the encoder gave a vector that is not finite (NaN or infinity)", None
     return vectors
+
+
+def _tensors(r: _Result) -> tuple[np.ndarray, ...]:
+    """What a decoded photo gives the encoder: its own tensor, then its crops'."""
+    assert r.tensor is not None, r.job.path  # _encode is handed decoded photos only
+    return (r.tensor, *r.crops)
 
 
 def _prefetch(fn, items: Iterable, workers: int, window: int | None = None) -> Iterator:

@@ -17,11 +17,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import EdgeretError, LibraryBusy, LibraryError
 from .library import Library
 from .scan import is_image_name
 from .settings import WATCH_MAX_DELAY, WATCH_QUIET
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
+
+    from .encoders import ImageEncoder
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +71,9 @@ class Watcher:
         on_error: Callable[[Exception], None] | None = None,
         progress: Callable[[int, int, str], None] | None = None,
     ):
-        self._owned = not isinstance(library, Library)
-        self._library = library
-        self.path = Path(library).expanduser().resolve() if self._owned else library.path
+        # a Library is the caller's (used as it is); a path: the watcher opens the library for each batch
+        self._library = library if isinstance(library, Library) else None
+        self.path = library.path if isinstance(library, Library) else Path(library).expanduser().resolve()
         self._roots = [Path(r).expanduser().resolve() for r in roots] if roots is not None else None
         self.encoder_spec, self.threads = encoder_spec, threads
         self.quiet, self.max_delay, self.retry = quiet, max_delay, retry
@@ -81,9 +87,9 @@ class Watcher:
         self._first = self._last = 0.0
         self._dirty = catch_up  # changes made while nobody watched are picked up by the first run
         self._running = False
-        self._encoder = None
-        self._observer = None
-        self._watched: dict[Path, object] = {}
+        self._encoder: ImageEncoder | None = None
+        self._observer: BaseObserver | None = None
+        self._watched: dict[Path, Any] = {}
         self._thread: threading.Thread | None = None
         self.batches = 0
 
@@ -91,9 +97,9 @@ class Watcher:
     def start(self) -> Watcher:
         from watchdog.observers import Observer
 
-        self._observer = Observer()
+        self._observer = observer = Observer()
         self._sync_roots()
-        self._observer.start()
+        observer.start()
         if self._dirty:
             self._first = self._last = time.monotonic() - self.quiet  # catch up without waiting
         self._thread = threading.Thread(target=self._loop, name="edgeret-watch", daemon=True)
@@ -216,7 +222,7 @@ class Watcher:
 
     def _apply(self, events: int, paths: list[str]) -> None:
         t0 = time.perf_counter()
-        if self._owned:
+        if self._library is None:
             kw = {} if self.exact_below is None else {"exact_below": self.exact_below}
             with Library(self.path, writable=True, **kw) as lib:
                 report = self._index(lib)
@@ -245,16 +251,19 @@ class Watcher:
 
     def _sync_roots(self) -> None:
         """Watch exactly the library's roots (roots added by `edgeret index` meanwhile are picked up)."""
+        observer = self._observer
+        if observer is None:  # not started
+            return
         roots = self._roots if self._roots is not None else self._library_roots()
-        handler = _Handler(self._on_event)
+        handler: Any = _Handler(self._on_event)  # duck-typed: watchdog calls only its dispatch()
         for root in roots:
             if root not in self._watched and root.is_dir():
-                self._watched[root] = self._observer.schedule(handler, str(root), recursive=True)
+                self._watched[root] = observer.schedule(handler, str(root), recursive=True)
         for root in [r for r in self._watched if r not in roots]:
-            self._observer.unschedule(self._watched.pop(root))
+            observer.unschedule(self._watched.pop(root))
 
     def _library_roots(self) -> list[Path]:
-        if not self._owned:
+        if self._library is not None:
             return self._library.roots()
         try:
             with Library(self.path) as lib:

@@ -180,7 +180,8 @@ def _source_file(folder: Path, f: ModelFile) -> Path | None:
 
 
 def _sizes_match(folder: Path, info: ModelInfo) -> bool:
-    return all(not f.size or _source_file(folder, f).stat().st_size == f.size for f in info.files)
+    return all(not f.size or ((src := _source_file(folder, f)) is not None and src.stat().st_size == f.size)
+               for f in info.files)
 
 
 def _match_import(folder: Path, only_file: str | None, reg: Mapping[str, ModelInfo]) -> ModelInfo:
@@ -238,6 +239,8 @@ def import_model(
         hashes, done_before = {}, 0
         for f in info.files:
             source = _source_file(folder, f)
+            if source is None:  # gone since the model was matched
+                raise ModelError(f"{folder}: {f.name} is missing")
             total = source.stat().st_size
 
             def tick(n: int, f=f, total=total, base=done_before) -> None:
