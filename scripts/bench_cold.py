@@ -285,3 +285,69 @@ def cold(model: Path, mmproj: Path, photos: list[Path], *, k: int, threads: int,
         finally:
             rr.close()
     return out
+
+
+# ------------------------------------------------------------------------------------------------- --levers
+def vision_levers(model: Path, mmprojs: dict[str, Path], photo: Path, *, threads: int, image_tokens: int,
+                  rounds: int) -> dict:
+    """One image chunk through the vision tower per (mmproj weights, attention) configuration, interleaved (the order
+    reversed every other round); seconds, ratios to the first configuration's round and the token difference."""
+    import ctypes
+
+    import llama_cpp
+    from llama_cpp import mtmd_cpp as mt
+
+    from edgeret.rerank.mtmd import route_native_logs
+
+    route_native_logs()
+    llama_cpp.llama_backend_init()
+    mp = llama_cpp.llama_model_default_params()
+    mp.use_extra_bufts, mp.n_gpu_layers = False, 0
+    lm = llama_cpp.llama_model_load_from_file(str(model).encode(), mp)
+    n_embd = llama_cpp.llama_model_n_embd(lm)
+    fa = {"dense": llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED, "flash": llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED}
+    contexts = {}
+    for weights, path in mmprojs.items():
+        for attention in ("dense", "flash"):
+            p = mt.mtmd_context_params_default()
+            p.use_gpu, p.n_threads, p.print_timings, p.image_max_tokens = False, threads, False, image_tokens
+            p.flash_attn_type = fa[attention]
+            contexts[f"{weights} {attention}"] = mt.mtmd_init_from_file(str(path).encode(), lm, p)
+    with Image.open(photo) as im:
+        image = im.convert("RGB")
+    data = image.tobytes()
+
+    def first_chunk_encode(ctx) -> tuple[float, np.ndarray]:
+        bm = mt.mtmd_bitmap_init(image.size[0], image.size[1], (ctypes.c_ubyte * len(data)).from_buffer_copy(data))
+        chunks = mt.mtmd_input_chunks_init()
+        inp = mt.mtmd_input_text()
+        marker = mt.mtmd_default_marker()
+        inp.text, inp.text_len, inp.add_special, inp.parse_special = marker, len(marker), False, True
+        assert mt.mtmd_tokenize(ctx, chunks, ctypes.byref(inp), (mt.mtmd_bitmap_p_ctypes * 1)(bm), 1) == 0
+        mt.mtmd_bitmap_free(bm)
+        chunk = next(c for c in (mt.mtmd_input_chunks_get(chunks, i) for i in range(mt.mtmd_input_chunks_size(chunks)))
+                     if mt.mtmd_input_chunk_get_type(c) == mt.MTMD_INPUT_CHUNK_TYPE_IMAGE)
+        n = mt.mtmd_input_chunk_get_n_tokens(chunk)
+        t = time.perf_counter()
+        assert mt.mtmd_encode_chunk(ctx, chunk) == 0
+        seconds = time.perf_counter() - t
+        out = np.ctypeslib.as_array(mt.mtmd_get_output_embd(ctx), shape=(n, n_embd)).copy()
+        mt.mtmd_input_chunks_free(chunks)
+        return seconds, out
+
+    names = list(contexts)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    tokens: dict[str, np.ndarray] = {}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            s, tokens[name] = first_chunk_encode(contexts[name])
+            times[name].append(s)
+            print(f"  round {r}: {name} {s:.2f} s", flush=True)
+    for ctx in contexts.values():
+        mt.mtmd_free(ctx)
+    llama_cpp.llama_model_free(lm)
+    base, ref = names[0], tokens[names[0]]
+    return {name: {"median_s": round(statistics.median(t), 2),
+                   "ratio_per_round": [round(x / b, 2) for x, b in zip(t, times[base], strict=True)],
+                   "max_rel_token_diff": float(np.abs(tokens[name] - ref).max() / np.abs(ref).max())}
+            for name, t in times.items()}

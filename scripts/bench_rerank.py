@@ -12,6 +12,7 @@ on --stock-pairs pairs (its cost per pair does not depend on the pair). Prints a
     python scripts/bench_rerank.py [--k 20] [--image-tokens 64] [--threads 2] [--stock-pairs 3]
     python scripts/bench_rerank.py --vs-loop 6 [--photos DIR]   # cold candidate: edgeret vs the libmtmd loop
     python scripts/bench_rerank.py --cold [--k 20] [--loop-queries 2]   # a library without stored tokens
+    python scripts/bench_rerank.py --levers [--rounds 3]   # the vision tower per mmproj weight type and attention
 """
 
 from __future__ import annotations
@@ -185,7 +186,11 @@ def main() -> None:
     ap.add_argument("--cold", action="store_true",
                     help="only the cold-library figures: k candidates without stored tokens, warm, background load")
     ap.add_argument("--loop-queries", type=int, default=2, help="--cold: warm queries per query-loop phase")
+    ap.add_argument("--levers", action="store_true", help="only the vision tower: mmproj weights x attention")
+    ap.add_argument("--rounds", type=int, default=3, help="--levers: interleaved rounds")
     a = ap.parse_args()
+    if a.levers:
+        return run_levers(a)
     if a.vs_loop:
         return run_vs_loop(a)
     if a.cold:
@@ -319,6 +324,27 @@ def run_cold(a: argparse.Namespace) -> None:
                    loop_queries=a.loop_queries)
         out["load_average"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]
     print(json.dumps(out))
+
+
+def run_levers(a: argparse.Namespace) -> None:
+    from bench_cold import photo_files, vision_levers
+
+    from edgeret.testing.shared import DEVSET
+
+    with tempfile.TemporaryDirectory(prefix="edgeret-bench-") as tmp:
+        mdir = Path(a.models or tmp)
+        mmprojs = {}
+        for weights in ("q8_0", "f32", "f16"):
+            model, mmprojs[weights] = tiny_gguf.make_pair(mdir, "idefics3", shape="smolvlm-256m", text_type="q8_0",
+                                                          mmproj_type=weights, reuse=True)
+        photo_path = photo_files(1, Path(tmp), a.photos or DEVSET / "images")[0]
+        load = os.getloadavg()[0]
+        out = vision_levers(model, mmprojs, photo_path, threads=a.threads, image_tokens=a.image_tokens,
+                            rounds=a.rounds)
+    for name, row in out.items():
+        print(f"{name:12s} {row['median_s']:7.2f} s  ratios {row['ratio_per_round']}  "
+              f"token diff {row['max_rel_token_diff']:.1e}")
+    print(json.dumps({"load_average": [round(load, 2), round(os.getloadavg()[0], 2)], "levers": out}))
 
 
 if __name__ == "__main__":
