@@ -12,6 +12,7 @@ the app down. Every photo is stored in its own transaction, so a restart carries
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import logging
@@ -28,6 +29,7 @@ from .settings import PREPARE_ORDER
 log = logging.getLogger(__name__)
 
 SMALL_CONTEXT = 512  # the child never scores, so its llama context only has to exist
+LOG_LINES = 20  # stderr lines kept from the child
 
 
 class BackgroundPreparation:
@@ -48,6 +50,8 @@ class BackgroundPreparation:
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._error = ""
+        self._log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+        self._log_reader: threading.Thread | None = None
 
     # ---- controls ---------------------------------------------------------------------------------------------
     def start(self) -> BackgroundPreparation:
@@ -57,8 +61,9 @@ class BackgroundPreparation:
                 cmd += [f"--{name}", str(value)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, bufsize=1, env=_child_env())
+        self._log_reader = threading.Thread(target=self._read_errors, name="edgeret-prepare-log", daemon=True)
+        self._log_reader.start()
         threading.Thread(target=self._read_status, name="edgeret-prepare-status", daemon=True).start()
-        threading.Thread(target=self._read_errors, name="edgeret-prepare-log", daemon=True).start()
         return self
 
     def pause(self) -> None:
@@ -115,12 +120,20 @@ class BackgroundPreparation:
             if self.on_status is not None:
                 self.on_status(self.status)
         code = proc.wait()
+        if self._log_reader is not None:
+            self._log_reader.join(timeout=2)  # its last lines say why, when the process died without a message
         if self.on_exit is not None:
-            self.on_exit(code, self._error)
+            self.on_exit(code, self._error or (self._log[-1] if code and self._log else ""))
+
+    @property
+    def log_tail(self) -> list[str]:
+        """The process's last lines on stderr (a crash's traceback ends there)."""
+        return list(self._log)
 
     def _read_errors(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
         for line in self._proc.stderr:
+            self._log.append(line.rstrip())
             log.debug("prepare: %s", line.rstrip())
 
 

@@ -74,7 +74,9 @@ class PrepareWorker(QObject):
         self._key = key
         self._bg = BackgroundPreparation(
             self.library, model=model, vlm=vlm, mmproj=mmproj, threads=threads,
-            on_status=lambda st: self.status.emit(st.text(), st.state == "done"),
+            # the last photo's own report already has every photo ready: nothing is left to pause from then on
+            # (the "done" report follows it a moment later, and the button must not show in between)
+            on_status=lambda st: self.status.emit(st.text(), st.state == "done" or st.ready >= st.total),
             on_exit=lambda code, msg: self.ended.emit(msg) if code else None,
         ).start()
         if self.widget.pause_button.isChecked():

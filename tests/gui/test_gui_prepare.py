@@ -37,6 +37,18 @@ def _ready(w: MainWindow) -> str:
     return w.prepare.widget.label.text()
 
 
+def _wait_all_ready(qtbot, w: MainWindow) -> None:
+    """Until every photo is prepared; a timeout says what the status line, the process and its log showed."""
+    want = f"Re-ranking ready for {N_PHOTOS} of {N_PHOTOS} photos"
+
+    def check():
+        bg = w.prepare._bg
+        assert _ready(w) == want, (f"status line {_ready(w)!r}; preparing: {w.prepare.running}; last report: "
+                                   f"{bg.status if bg else None}; its log: {bg.log_tail if bg else None}")
+
+    qtbot.waitUntil(check, timeout=WAIT)
+
+
 def test_tokens_appear_for_every_photo_and_a_restart_carries_on(qtbot, tmp_path, photos, tiny_encoder, tiny_vlm):
     w = _window(qtbot, tmp_path, tiny_encoder)
     try:
@@ -44,7 +56,7 @@ def test_tokens_appear_for_every_photo_and_a_restart_carries_on(qtbot, tmp_path,
         assert not w.prepare.running  # the registry's re-ranker is not installed: nothing to prepare for
         w.settings_panel.set_custom_files(*map(str, tiny_vlm))
         w.settings_panel.set_reranker("mllm")
-        qtbot.waitUntil(lambda: _ready(w) == f"Re-ranking ready for {N_PHOTOS} of {N_PHOTOS} photos", timeout=WAIT)
+        _wait_all_ready(qtbot, w)
         assert w.prepare.widget.isVisible() and not w.prepare.widget.pause_button.isVisible()
     finally:
         close(w)
@@ -59,7 +71,7 @@ def test_tokens_appear_for_every_photo_and_a_restart_carries_on(qtbot, tmp_path,
 
     w = _window(qtbot, tmp_path, tiny_encoder)  # the remembered re-ranker; it carries on by itself
     try:
-        qtbot.waitUntil(lambda: _ready(w) == f"Re-ranking ready for {N_PHOTOS} of {N_PHOTOS} photos", timeout=WAIT)
+        _wait_all_ready(qtbot, w)
     finally:
         close(w)
     lib, rr = _store(tmp_path, tiny_vlm)
@@ -91,7 +103,7 @@ def test_pause_then_a_cold_query_gets_sv_verdicts_first_and_right_results(qtbot,
 
         w.prepare.widget.pause_button.setChecked(False)  # resume; query again while it prepares
         during = run_query(qtbot, w, lambda: drop(w.query_pane, photos / "a" / "img03.jpg"))[-2][2]
-        qtbot.waitUntil(lambda: _ready(w) == f"Re-ranking ready for {N_PHOTOS} of {N_PHOTOS} photos", timeout=WAIT)
+        _wait_all_ready(qtbot, w)
         warm = run_query(qtbot, w, lambda: drop(w.query_pane, photos / "a" / "img03.jpg"))
         assert not any(r.provisional for u in warm[:-1] for r in u[2])  # everything stored: the MLLM at once
         for results in (during, warm[-2][2]):
