@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
         self.results_tab_index = self.tabs.addTab(self.results, "Results")
         self.duplicates = DuplicatesView(self.library_path, self.thumbs)
         self.duplicates_tab_index = self.tabs.addTab(self.duplicates, "Duplicates")
+        self.duplicates.library_changed.connect(self.refresh_library)
         self.model_panel = ModelPanel()
         self.message = MessageBar()
         main = QWidget()

@@ -314,6 +314,48 @@ class DuplicatesWorker(CancellableThread):
             self.found.emit(groups, verifier.name if verifier is not None else "")
 
 
+class MoveWorker(CancellableThread):
+    """Moves the photos of one duplicate group that the user does not keep out of the library's folders
+    (edgeret.duplicates.move_duplicates: an undo log first, never deleting), or undoes a move from its log; then
+    lets the library catch up (an index run, skipped when another writer holds the library)."""
+
+    moved = Signal(object, object)  # edgeret.duplicates.MoveReport, the Group it was asked to thin
+    undone = Signal(object, object)  # MoveReport of the files put back, {path: library key} of those found again
+    failed = Signal(str)
+
+    def __init__(self, library: Path, group=None, keep: set[int] | None = None, dest: Path | None = None,
+                 undo: str | None = None, parent=None):
+        super().__init__(parent)
+        self.library, self.group, self.keep, self.dest, self.undo_log = library, group, keep or set(), dest, undo
+
+    def run(self) -> None:
+        from edgeret.duplicates import keep_only, move_duplicates, undo_moves
+
+        with failures_to(self.failed.emit, "moving photos"):
+            if self.undo_log is not None:
+                report = undo_moves(self.undo_log, cancel=self._cancel.is_set)
+                self._catch_up()
+                with Library(self.library) as lib:  # photos back in the library have new keys
+                    keys = {e.dst: lib.key_for_path(e.dst) for e in report.moved}
+                self.undone.emit(report, keys)
+            else:
+                assert self.dest is not None, "a move needs a destination"
+                with Library(self.library) as lib:
+                    roots = lib.roots()
+                report = move_duplicates([keep_only(self.group, self.keep)], self.dest, roots=roots,
+                                         cancel=self._cancel.is_set)
+                self._catch_up()
+                self.moved.emit(report, self.group)
+
+    def _catch_up(self) -> None:
+        from edgeret.duplicates import refresh_after_moves
+
+        try:
+            refresh_after_moves(self.library)
+        except EdgeretError as e:  # e.g. the encoder is not installed: the next index run catches up instead
+            log.warning("the library could not catch up after moving photos: %s", e)
+
+
 # -------------------------------------------------------------------------------------------------- model installs
 
 

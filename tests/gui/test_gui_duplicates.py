@@ -1,5 +1,6 @@
 """The Duplicates tab driven for real (offscreen Qt): a library holding copies of one photo, "Find duplicates" on a
-worker thread with progress, the group shown side by side with its original first and marked, nothing touched."""
+worker thread with progress, groups listed by kind with their evidence, the members side by side, the original
+first and kept; keep another, move the others out of the library, undo, the counts following each step."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 pytestmark = pytest.mark.gui
 
+from pathlib import Path  # noqa: E402
+
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
@@ -19,7 +22,6 @@ from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing import tiny_text  # noqa: E402
 from edgeret.testing.photos import make_photo, snapshot  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
-from gui.item_models import LINES_ROLE  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from tests.gui.helpers import WAIT, close, open_window  # noqa: E402
 
@@ -50,12 +52,17 @@ def window(qtbot, tmp_path, dup_library):
     close(w)
 
 
-def test_find_duplicates_lists_the_group_original_first(qtbot, window, dup_library):
+def _find(qtbot, view) -> None:
+    qtbot.mouseClick(view.find, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.worker is None, timeout=WAIT)
+
+
+def test_find_duplicates_lists_groups_by_kind_original_first(qtbot, window, dup_library):
     root = dup_library[0]
     before = snapshot(root)
     view = window.duplicates
     window.tabs.setCurrentIndex(window.duplicates_tab_index)
-    assert view.find.text() == "Find duplicates" and view.group_list.count() == 0
+    assert view.find.text() == "Find duplicates" and view.group_list.count() == 0 and not view.move.isEnabled()
     shown = []
     view.bar.valueChanged.connect(lambda v: shown.append((v, view.bar.maximum())))
     qtbot.mouseClick(view.find, Qt.MouseButton.LeftButton)
@@ -64,23 +71,69 @@ def test_find_duplicates_lists_the_group_original_first(qtbot, window, dup_libra
     assert view.find.isEnabled() and not view.bar.isVisible() and not view.cancel.isVisible()
     assert shown and shown[-1][0] == shown[-1][1] > 0  # progress reached its end
 
-    assert view.group_list.count() == 1
-    assert view.group_list.item(0).text() == "3 photos · p0.jpg"
-    assert "1 groups, 2 extra copies" in view.status.text()
+    # a heading per kind, then its groups; the first group is selected
+    assert [view.group_list.item(r).text() for r in range(view.group_list.count())] == [
+        "The same picture (1)", "3 photos · p0.jpg"]
+    assert view.group_list.currentRow() == 1
+    assert "0 groups of identical files, 1 of the same picture (2 extra copies), 0 of similar shots" in \
+        view.status.text()
     members = [view.model.member(r) for r in range(view.model.rowCount())]
     names = [m.path.replace(str(root) + "/", "") for m in members]
     assert names[0] == "a/p0.jpg" and set(names[1:]) == {"b/p0-copy.jpg", "b/p0-small.jpg"}
-    assert members[0].original and not any(m.original for m in members[1:])
-    lines = [view.model.index(r).data(LINES_ROLE) for r in range(3)]
-    assert lines[0][0].startswith("★ original") and lines[0][1].startswith("640×480")
-    assert all(line[0].startswith("copy · cos ") for line in lines[1:])
-    assert view.grid.isVisible()
-
+    # side by side, large, with the evidence; only the proposed original is kept by default
+    cards = view.cards
+    assert [c.member.path for c in cards] == [m.path for m in members]
+    assert [c.keep.isChecked() for c in cards] == [True, False, False]
+    qtbot.waitUntil(lambda: all(c.image.pixmap() is not None and not c.image.pixmap().isNull() for c in cards),
+                    timeout=WAIT)
+    assert max(cards[0].image.pixmap().width(), cards[0].image.pixmap().height()) > 200  # large, not a tile
+    captions = {Path(c.member.path).name: c.caption.text() for c in cards}
+    assert captions["p0.jpg"].startswith("★ proposed original") and "640×480" in captions["p0.jpg"]
+    assert captions["p0-copy.jpg"].startswith("identical file")
+    assert "bits apart, thumbnails" in captions["p0-small.jpg"]
+    assert "Proposed original: p0.jpg (same pixel size, largest file" in view.group_title.text() or \
+        "Proposed original: p0.jpg (same pixel and file size, oldest" in view.group_title.text()
+    assert view.move.isEnabled() and not view.undo.isEnabled()
     # the right-click actions are the ones every grid offers: nothing that deletes
     menu = view.grid.menu_for(members[1].key, members[1].path)
     assert [a.text() for a in menu.actions() if a.text()] == ["Find this object", "Open", "Reveal in file manager",
                                                                "Copy path"]
-    assert snapshot(root) == before  # nothing moved, deleted or written next to the photos
+    assert snapshot(root) == before  # finding moves, deletes and writes nothing next to the photos
+
+
+def test_keep_move_and_undo(qtbot, window, dup_library, tmp_path):
+    root, lib_path = dup_library
+    before = snapshot(root)
+    view = window.duplicates
+    _find(qtbot, view)
+    cards = {Path(c.member.path).name: c for c in view.cards}
+    cards["p0.jpg"].keep.setChecked(False)  # keep the small copy instead of the proposed original
+    cards["p0-small.jpg"].keep.setChecked(True)
+    dest = tmp_path / "moved-out"
+    view.move_to(root / "inside")  # inside the library: refused, nothing moved
+    qtbot.waitUntil(lambda: view.mover is None, timeout=WAIT)
+    assert "inside the library" in view.status.text() and snapshot(root) == before
+    view.move_to(dest)
+    assert view.mover is not None and not view.move.isEnabled()
+    qtbot.waitUntil(lambda: view.mover is None, timeout=WAIT)
+    assert not (root / "a" / "p0.jpg").exists() and not (root / "b" / "p0-copy.jpg").exists()
+    assert (root / "b" / "p0-small.jpg").is_file()
+    assert sorted(p.name for p in dest.rglob("*.jpg")) == ["p0-copy.jpg", "p0.jpg"]
+    # the counts follow at once: the group is gone, the undo is offered
+    assert view.group_list.count() == 0 and view.groups == []
+    assert view.status.text().startswith("moved 2 photos to ") and "no duplicates found" in view.status.text()
+    assert view.undo.isEnabled()
+    with Library(lib_path) as lib:  # the library caught up: it forgot the moved photos
+        assert lib.photo_count() == 6
+    qtbot.mouseClick(view.undo, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.mover is None, timeout=WAIT)
+    assert snapshot(root).keys() == before.keys()
+    assert view.status.text().startswith("put 2 photos back") and not view.undo.isEnabled()
+    assert [view.group_list.item(r).text() for r in range(view.group_list.count())] == [
+        "The same picture (1)", "3 photos · p0.jpg"]
+    with Library(lib_path) as lib:
+        assert lib.photo_count() == 8
+    qtbot.waitUntil(lambda: window.photo_model.rowCount() == 8, timeout=WAIT)  # the Library tab followed
 
 
 def test_an_empty_library_reports_instead_of_failing(qtbot, tmp_path):
@@ -110,5 +163,5 @@ def test_verify_lets_a_re_ranker_judge_borderline_pairs(qtbot, window, dup_libra
     qtbot.mouseClick(view.find, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.worker is None, timeout=WAIT)
     assert "borderline pairs judged by sv" in view.status.text(), view.status.text()
-    assert view.group_list.count() == 1 and view.group_list.item(0).text() == "3 photos · p0.jpg"
+    assert view.group_list.count() == 2 and view.group_list.item(1).text() == "3 photos · p0.jpg"
     assert view.groups[0].kind == "same_picture"
