@@ -277,13 +277,24 @@ def classify_pairs(
     ci, cj = code // n, code % n
     pics = pictures(sorted(set(ci.tolist()) | set(cj.tolist())))
     pairs = [(x, y) for x, y in zip(ci.tolist(), cj.tolist(), strict=True) if x in pics and y in pics]
-    verdicts = judge([pics[x] for x, _ in pairs], [pics[y] for _, y in pairs])
-    same = [pair for pair, e in zip(pairs, verdicts, strict=True) if e.same]
-    same_set = set(same)
+    # the cheap tests first; the crop search then only for pairs not yet joined through others (a crop of a picture
+    # with 9 other versions is searched against one of them, not all 9)
+    quick = judge([pics[x] for x, _ in pairs], [pics[y] for _, y in pairs], search=False)
+    joined = UnionFind(n)
+    same = []
+    for (x, y), e in zip(pairs, quick, strict=True):
+        if e.same:
+            same.append((x, y))
+            joined.union(x, y)
+    for (x, y), e in zip(pairs, quick, strict=True):
+        if not e.same and e.distance <= SAME_DISTANCE and joined.find(x) != joined.find(y) \
+                and judge([pics[x]], [pics[y]])[0].same:
+            same.append((x, y))
+            joined.union(x, y)
     low = threshold if margin is None else threshold - margin
     similar, border = [], []
     for x, y, c in zip(ki.tolist(), kj.tolist(), kc.tolist(), strict=True):
-        if c < low or (x, y) in same_set:
+        if c < low or joined.find(x) == joined.find(y):
             continue
         if margin is not None and c < threshold + margin:
             border.append((x, y, c))

@@ -135,9 +135,10 @@ def compare(a: Picture, b: Picture) -> Evidence:
     return judge([a], [b])[0]
 
 
-def judge(a: list[Picture], b: list[Picture]) -> list[Evidence]:
+def judge(a: list[Picture], b: list[Picture], search: bool = True) -> list[Evidence]:
     """compare() of each pair (a[i], b[i]); the crop search runs only for pairs whose hashes are close enough and
-    whose thumbnails do not already correlate enough as they are."""
+    whose thumbnails do not already correlate enough as they are (and never with `search` False: the thumbnails'
+    correlation as they are)."""
     if not a:
         return []
     dist = distances(np.array([p.phash for p in a]), np.array([p.phash for p in b]))
@@ -149,16 +150,16 @@ def judge(a: list[Picture], b: list[Picture]) -> list[Evidence]:
     ga, gb = ta[:, :n] - ta[:, :n].mean(axis=1, keepdims=True), tb[:, :n] - tb[:, :n].mean(axis=1, keepdims=True)
     den = np.sqrt((ga * ga).sum(axis=1) * (gb * gb).sum(axis=1))
     corr = np.where(den > 0, (ga * gb).sum(axis=1) / np.maximum(den, 1e-12), 0.0)
-    search = (corr < SAME_CORRELATION) & (dist <= SAME_DISTANCE)
-    if search.any():  # a crop leaves the blurred thumbnails correlating still: skip the search for pairs that don't
+    todo = (corr < SAME_CORRELATION) & (dist <= SAME_DISTANCE) & search
+    if todo.any():  # a crop leaves the blurred thumbnails correlating still: skip the search for pairs that don't
         blur = _blur_matrix()
-        idx = np.flatnonzero(search)
+        idx = np.flatnonzero(todo)
         xa = (blur @ ta[idx, :n].reshape(-1, SIDE, SIDE) @ blur.T).reshape(len(idx), -1)
         xb = (blur @ tb[idx, :n].reshape(-1, SIDE, SIDE) @ blur.T).reshape(len(idx), -1)
         xa, xb = xa - xa.mean(axis=1, keepdims=True), xb - xb.mean(axis=1, keepdims=True)
         blurred = (xa * xb).sum(axis=1) / np.maximum(np.sqrt((xa * xa).sum(axis=1) * (xb * xb).sum(axis=1)), 1e-12)
-        search[idx[blurred < SEARCH_FROM]] = False
-    for i in np.flatnonzero(search):
+        todo[idx[blurred < SEARCH_FROM]] = False
+    for i in np.flatnonzero(todo):
         (ga_i, ca), (gb_i, cb) = thumb_parts(a[i].thumb), thumb_parts(b[i].thumb)
         c1, box1 = _crop_search(ga_i, gb_i)
         c2, box2 = _crop_search(gb_i, ga_i)

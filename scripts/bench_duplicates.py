@@ -138,10 +138,12 @@ def build_variants(devset: Path, out: Path, limit: int | None) -> tuple[list[dic
     for i, im in enumerate(gt):
         src = out / "original" / Path(im["file"]).name
         src.parent.mkdir(parents=True, exist_ok=True)
-        src.write_bytes(with_exif((devset / im["file"]).read_bytes()))
+        if not src.is_file():  # a --keep folder from an earlier run is reused as it is
+            src.write_bytes(with_exif((devset / im["file"]).read_bytes()))
         labels[str(src)] = {"source": i, "kind": "original"}
         for kind in VARIANTS:
-            path = make_variant(src, kind, out / kind / Path(im["file"]).stem, seed=i)
+            done = sorted((out / kind).glob(Path(im["file"]).stem + ".*"))
+            path = done[0] if done else make_variant(src, kind, out / kind / Path(im["file"]).stem, seed=i)
             labels[str(path)] = {"source": i, "kind": kind}
     return gt, labels
 
