@@ -107,21 +107,19 @@ def bucket_pairs(hashes: np.ndarray, max_bucket: int = 256) -> tuple[np.ndarray,
     weights = (1 << np.arange(15, -1, -1)).astype(np.int64)
     a_all: list[np.ndarray] = []
     b_all: list[np.ndarray] = []
-    for v in views:
-        for q in range(4):
-            if len(a_all) >= TABLES:
-                break
-            key = v[:, 16 * q : 16 * (q + 1)].astype(np.int64) @ weights
-            order = np.argsort(key, kind="stable")
-            sk = key[order]
-            starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
-            sizes = np.diff(np.r_[starts, n])
-            for size in np.unique(sizes[(sizes > 1) & (sizes <= max_bucket)]):
-                firsts = starts[sizes == size]
-                rows = order[firsts[:, None] + np.arange(size)[None, :]]  # (buckets, size)
-                i, j = np.triu_indices(int(size), 1)
-                a_all.append(rows[:, i].ravel())
-                b_all.append(rows[:, j].ravel())
+    tables = [(v, q) for v in views for q in range(4)][:TABLES]
+    for v, q in tables:
+        key = v[:, 16 * q : 16 * (q + 1)].astype(np.int64) @ weights
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        for size in np.unique(sizes[(sizes > 1) & (sizes <= max_bucket)]):
+            firsts = starts[sizes == size]
+            rows = order[firsts[:, None] + np.arange(size)[None, :]]  # (buckets, size)
+            i, j = np.triu_indices(int(size), 1)
+            a_all.append(rows[:, i].ravel())
+            b_all.append(rows[:, j].ravel())
     if not a_all:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     a, b = np.concatenate(a_all), np.concatenate(b_all)

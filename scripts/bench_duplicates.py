@@ -222,8 +222,7 @@ def bench_labelled(encoders: dict[str, str], threads: int, k: int, threshold: fl
         print(f"  signature at index time: {(time.perf_counter() - t1) / len(images) * 1000:.1f} ms per photo "
               f"(decoded 768 px devset photos, 1 thread)")
         for name, spec in encoders.items():
-            lib_dir = root / f"lib-{name}"
-            shutil.rmtree(lib_dir, ignore_errors=True)
+            lib_dir = root / f"lib-{name}"  # a --keep folder's library is brought up to date, not rebuilt
             with Library(lib_dir, writable=True) as lib:
                 t2 = time.perf_counter()
                 lib.index([photos], encoder_spec=spec, regions="off", threads=threads)

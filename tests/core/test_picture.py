@@ -177,6 +177,18 @@ def test_bucket_pairs_find_near_hashes_and_skip_crowded_buckets():
     assert {(r, 500 + r) for r in range(50)} <= found
     assert len(found) < 200  # random hashes rarely share 16 bits
     assert (picture.distances(h[:50], near) == 2).all()
+    # groups of many sizes that share only the hash's last quarter (each other quarter 1 bit off): every table is
+    # searched, whatever the bucket sizes met before it
+    base = rng.integers(0, 1 << 16, 12, dtype=np.int64)
+    rows, want = [], set()
+    for g, size in enumerate(range(2, 14)):
+        first = len(rows)
+        for m in range(size):
+            flip = sum(1 << (16 * q + (m + q) % 16) for q in (1, 2, 3)) if m else 0
+            rows.append(((int(base[g]) | (g << 20) | (g << 40)) ^ flip) - (1 << 63))
+        want |= {(first + x, first + y) for x in range(size) for y in range(x + 1, size)}
+    i, j = picture.bucket_pairs(np.array(rows, np.int64))
+    assert want <= set(zip(i.tolist(), j.tolist(), strict=True))
     flat = np.zeros(300, np.int64)  # 300 identical hashes: a crowded bucket, skipped
     assert len(picture.bucket_pairs(flat, max_bucket=256)[0]) == 0
     assert len(picture.bucket_pairs(flat[:10])[0]) == 45
