@@ -39,6 +39,21 @@ CLUSTER_COLLECTION = "edgeret"  # the Milvus collection `edgeret cluster` uses
 CLUSTER_WORKERS = 2  # actors per pool of `edgeret cluster` (encoders, token encoders, re-rank scorers)
 CLUSTER_THREADS = 1  # CPU threads per `edgeret cluster` actor: many one-thread actors beat few wide ones
 
+# square: a SmolVLM photo is squashed to its one tile, so both image chunks are the same pixels and the vision tower
+# runs once (0.52x the libmtmd loop's encode, docs/performance.md); as-is: libmtmd's own preprocessing (overview +
+# letterboxed tile, two tower runs), for anyone who wants the model's input exactly as libmtmd makes it
+VLM_TILES = "square"
+VLM_TILES_CHOICES = ("square", "as-is")
+
+
+def vlm_tiles() -> str:
+    """How photos reach libmtmd: EDGERET_VLM_TILES, else VLM_TILES."""
+    value = env(ENV_VLM_TILES) or VLM_TILES
+    if value not in VLM_TILES_CHOICES:
+        raise ConfigError(f"{ENV_VLM_TILES}={value!r}: choose one of {', '.join(VLM_TILES_CHOICES)}")
+    return value
+
+
 # ------------------------------------------------------------------------------------- environment variables
 ENV_LIBRARY = "EDGERET_LIBRARY"  # the library folder
 ENV_ENCODER = "EDGERET_ENCODER"  # the encoder of a new library
@@ -50,6 +65,7 @@ ENV_THUMBNAILS = "EDGERET_THUMBNAILS"  # the thumbnail cache folder
 ENV_REGISTRY = "EDGERET_REGISTRY"  # a registry.toml replacing the packaged one
 ENV_HUB_URL = "EDGERET_HUB_URL"  # a model hub replacing https://huggingface.co
 ENV_VLM_WEIGHTS = "EDGERET_VLM_WEIGHTS"  # which text weights llama.cpp runs: auto, as-is or f32
+ENV_VLM_TILES = "EDGERET_VLM_TILES"  # how photos reach libmtmd: square (tower runs once) or as-is (see VLM_TILES)
 ENV_PREPARE_PRIORITY = "EDGERET_PREPARE_PRIORITY"  # idle, low or normal (see PREPARE_PRIORITY)
 ENV_MILVUS_TOKEN = "EDGERET_MILVUS_TOKEN"  # the token `edgeret cluster --milvus URI` authenticates with
 

@@ -40,6 +40,7 @@ from edgeret.rerank.mtmd import (
 )
 from edgeret.rerank.prompts import PairPrompt, boxed_prompt, get_prompt, text_prompt
 from edgeret.rerank.weights import policy_from_env
+from edgeret.settings import vlm_tiles
 
 __all__ = ["MllmReranker", "RerankerError", "VisualTokens", "physical_cores"]
 
@@ -64,7 +65,7 @@ class MllmReranker:
 
     def __init__(self, model_path: str | os.PathLike, mmproj_path: str | os.PathLike, *, threads: int | None = None,
                  image_tokens: int | None = None, prompt: str = "object01", n_ctx: int | None = None,
-                 flash_attn: bool = False, weights: str | None = None):
+                 flash_attn: bool = False, weights: str | None = None, tiles: str | None = None):
         self.session: MtmdSession | None = None
         self.model_path, self.mmproj_path = Path(model_path), Path(mmproj_path)
         self.prompt = get_prompt(prompt)
@@ -81,7 +82,8 @@ class MllmReranker:
         check_pair(text, mm)  # what llama.cpp would crash on
         self.image_tokens = image_tokens if image_tokens is not None else default_image_tokens(mm, self.projector)
         model_fingerprint = fingerprint(self.model_path)
-        self.square = square_side(mm, self.projector, self.image_tokens)
+        self.tiles = tiles or vlm_tiles()
+        self.square = square_side(mm, self.projector, self.image_tokens) if self.tiles == "square" else None
         self.session = MtmdSession(self.model_path, self.mmproj_path, architecture=self.architecture,
                                    threads=self.threads, image_tokens=self.image_tokens, n_ctx=n_ctx,
                                    flash_attn=flash_attn, weights_policy=self.weights_policy,
@@ -174,7 +176,8 @@ class MllmReranker:
         h = hashlib.sha256()
         # VISION_RECIPE: how tokens are made (tile squashing, the tower's attention kernel); tokens stored by another
         # recipe are another model's, kept in another store file
-        for part in (model_fingerprint, fingerprint(self.mmproj_path), str(self.image_tokens), VISION_RECIPE):
+        recipe = VISION_RECIPE if self.square else f"{VISION_RECIPE}-as-is"
+        for part in (model_fingerprint, fingerprint(self.mmproj_path), str(self.image_tokens), recipe):
             h.update(part.encode())
             h.update(b"\0")
         return f"mllm-{h.hexdigest()[:20]}"

@@ -86,3 +86,32 @@ def test_other_projectors_get_the_photo_as_it_is(tiny_models, tmp_path):
         finally:
             ref.close()
     assert all(np.array_equal(a, b) for a, b in zip(ours.chunks, theirs, strict=True))
+
+
+def test_tiles_as_is_gives_libmtmds_own_input_under_another_model_id(tiny_models, tmp_path, monkeypatch):
+    """EDGERET_VLM_TILES=as-is: the photo goes to libmtmd untouched (both chunks bit-identical to libmtmd's own encode
+    of the photo), and its tokens are never mixed with the squashed recipe's."""
+    model, mmproj = tiny_models["idefics3"]
+    image = _photo(96, 72, seed=3)
+    with MllmReranker(model, mmproj, threads=1) as square:
+        square_id = square.model_id
+    monkeypatch.setenv("EDGERET_VLM_TILES", "as-is")
+    with MllmReranker(model, mmproj, threads=1) as r:
+        assert r.square is None and r.model_id != square_id
+        ours = r.encode(image)
+        ref = load_script("reference_loop").ReferenceLoop(model, mmproj, threads=1, image_tokens=r.image_tokens)
+        try:
+            theirs = _libmtmd(ref, image, tmp_path)
+        finally:
+            ref.close()
+    assert len(ours.chunks) == len(theirs) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(ours.chunks, theirs, strict=True))
+
+
+def test_a_bad_tiles_setting_is_a_config_error(tiny_models, monkeypatch):
+    from edgeret.errors import ConfigError
+
+    model, mmproj = tiny_models["idefics3"]
+    monkeypatch.setenv("EDGERET_VLM_TILES", "round")
+    with pytest.raises(ConfigError, match="EDGERET_VLM_TILES"):
+        MllmReranker(model, mmproj, threads=1)
