@@ -192,10 +192,35 @@ class Member:
     colour: float | None = None  # mean colour difference (0-255)
     p_same: float | None = None  # the re-ranker's P(same) for the pair that joined it (--verify)
 
+    def evidence(self, words: EvidenceWords) -> str:
+        """This member's evidence against its group's original, in `words` (the CLI's short ones, the app's long)."""
+        if self.original:
+            return words.original
+        if self.identical_to is not None:
+            return words.identical
+        parts = [words.similarity.format(self.similarity)]
+        if self.distance is not None:
+            parts.append(words.picture.format(self.distance, self.correlation))
+        if self.p_same is not None:
+            parts.append(words.p_same.format(self.p_same))
+        return words.sep.join(parts)
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["date"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.mtime))
         return d
+
+
+@dataclass(frozen=True)
+class EvidenceWords:
+    """How a UI words a member's evidence (Member.evidence): labels and format strings."""
+
+    original: str
+    identical: str
+    similarity: str  # {0}: cosine
+    picture: str  # {0}: hash distance, {1}: thumbnail correlation
+    p_same: str  # {0}: the re-ranker's P
+    sep: str
 
 
 @dataclass

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from edgeret.duplicates import COPY_KINDS, IDENTICAL, SAME_PICTURE, SIMILAR, Group, Member
+from edgeret.duplicates import COPY_KINDS, IDENTICAL, SAME_PICTURE, SIMILAR, EvidenceWords, Group, Member
 from edgeret.fsnames import display
 from edgeret.settings import DUPLICATE_K, DUPLICATE_THRESHOLD
 from edgeret.thumbnails import ThumbnailCache
@@ -44,18 +44,13 @@ LARGE = 360  # side of the member previews, px
 TITLES = {IDENTICAL: "Identical files", SAME_PICTURE: "The same picture", SIMILAR: "Similar shots"}
 
 
+WORDS = EvidenceWords(original="★ proposed original", identical="identical file", similarity="similarity {0:.3f}",
+                      picture="hash {0}/64 bits apart, thumbnails {1:.3f}", p_same="P(same) {0:.2f}", sep=" · ")
+
+
 def evidence(m: Member) -> str:
     """A member's evidence against its group's proposed original, in words."""
-    if m.original:
-        return "★ proposed original"
-    if m.identical_to is not None:
-        return "identical file"
-    parts = [f"similarity {m.similarity:.3f}"]
-    if m.distance is not None:
-        parts.append(f"hash {m.distance}/64 bits apart, thumbnails {m.correlation:.3f}")
-    if m.p_same is not None:
-        parts.append(f"P(same) {m.p_same:.2f}")
-    return " · ".join(parts)
+    return m.evidence(WORDS)
 
 
 class MemberCard(QFrame):

@@ -108,18 +108,15 @@ def groups_json(threshold: float, photos: int, seconds: float, groups) -> dict:
 TITLES = {"identical": "identical files", "same_picture": "the same picture", "similar": "similar shots"}
 
 
+WORDS = dict(original="original", identical="same file", similarity="cos {0:.3f}",
+             picture="hash {0}/64, thumb {1:.3f}", p_same="P {0:.2f}", sep=", ")
+
+
 def evidence(m) -> str:
     """A member's evidence against its group's original, in a few words."""
-    if m.original:
-        return "original"
-    if m.identical_to is not None:
-        return "same file"
-    parts = [f"cos {m.similarity:.3f}"]
-    if m.distance is not None:
-        parts.append(f"hash {m.distance}/64, thumb {m.correlation:.3f}")
-    if m.p_same is not None:
-        parts.append(f"P {m.p_same:.2f}")
-    return ", ".join(parts)
+    from ..duplicates import EvidenceWords  # the module is loaded already: m is one of its Members
+
+    return m.evidence(EvidenceWords(**WORDS))
 
 
 def print_groups(groups, photos: int, seconds: float) -> None:
