@@ -282,16 +282,21 @@ def main() -> None:
     print(json.dumps(result))
 
 
+def _shape_pair(a: argparse.Namespace, tmp: str) -> tuple[Path, Path]:
+    """The shape-faithful SmolVLM-256M pair in --models (made once, reused), f32 copies beside it."""
+    mdir = Path(a.models or tmp)
+    os.environ.setdefault("EDGERET_MODELS", str(mdir / "edgeret-models"))
+    return tiny_gguf.make_pair(mdir, "idefics3", shape="smolvlm-256m", text_type=a.text_type,
+                               mmproj_type=a.mmproj_type, reuse=True)
+
+
 def run_vs_loop(a: argparse.Namespace) -> None:
     from bench_cold import photo_files, vs_loop
 
     from edgeret.testing.shared import DEVSET
 
     with tempfile.TemporaryDirectory(prefix="edgeret-bench-") as tmp:
-        mdir = Path(a.models or tmp)
-        os.environ.setdefault("EDGERET_MODELS", str(mdir / "edgeret-models"))
-        model, mmproj = tiny_gguf.make_pair(mdir, "idefics3", shape="smolvlm-256m", text_type=a.text_type,
-                                            mmproj_type=a.mmproj_type, reuse=True)
+        model, mmproj = _shape_pair(a, tmp)
         photos = photo_files(a.vs_loop + 1, Path(tmp), a.photos or DEVSET / "images")
         load = os.getloadavg()
         print(f"{a.vs_loop} cold candidates, {a.threads} threads, cap {a.image_tokens}; load average {load[0]:.2f}")
@@ -312,10 +317,7 @@ def run_cold(a: argparse.Namespace) -> None:
     from edgeret.testing.shared import DEVSET, MNV2
 
     with tempfile.TemporaryDirectory(prefix="edgeret-bench-") as tmp:
-        mdir = Path(a.models or tmp)
-        os.environ.setdefault("EDGERET_MODELS", str(mdir / "edgeret-models"))
-        model, mmproj = tiny_gguf.make_pair(mdir, "idefics3", shape="smolvlm-256m", text_type=a.text_type,
-                                            mmproj_type=a.mmproj_type, reuse=True)
+        model, mmproj = _shape_pair(a, tmp)
         photos = photo_files(2 * a.k + 10, Path(tmp), a.photos or DEVSET / "images")
         encoder = str(MNV2) if (MNV2 / "model.onnx").is_file() else str(tiny_onnx.write(Path(tmp) / "enc", "embedding"))
         load = os.getloadavg()
