@@ -161,7 +161,7 @@ def rss():
 
 path, per_query, dim, k, n_q = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 sys.path.insert(0, sys.argv[7])
-from bench_search import clustered
+from bench_search import clustered, median_ms
 queries = [clustered(per_query, dim, seed=10_000 + i) for i in range(n_q)]
 before = rss()
 lib = Library(path)
@@ -170,12 +170,7 @@ loaded = rss() - before
 
 def timed(fn):
     fn(queries[0])  # warm-up
-    times = []
-    for q in queries:
-        t0 = time.perf_counter()
-        fn(q)
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times))
+    return median_ms(fn, queries)
 
 ours = [[h.key for h in lib.search_sets([q], k=k)[0]] for q in queries]
 ms = timed(lambda q: lib.search_sets([q], k=k))
