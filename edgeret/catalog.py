@@ -339,15 +339,11 @@ class Catalog:
 
     def pictures(self, ids: Iterable[int]) -> dict[int, Picture]:
         """id -> Picture of those of `ids` that have one."""
-        ids = list(ids)
         out: dict[int, Picture] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            q = f"SELECT id, phash, thumb FROM images WHERE phash IS NOT NULL AND id IN ({','.join('?' * len(chunk))})"
-            for i, h, t in self.db.execute(q, chunk):
-                pic = _picture(h, t)
-                if pic is not None:
-                    out[i] = pic
+        for i, h, t in self._rows_with_ids("SELECT id, phash, thumb FROM images WHERE phash IS NOT NULL AND", ids):
+            pic = _picture(h, t)
+            if pic is not None:
+                out[i] = pic
         return out
 
     def hashes(self) -> set[str]:
@@ -432,13 +428,14 @@ class Catalog:
         return np.asarray(ids, np.int64), mat
 
     def paths_for(self, ids: Iterable[int]) -> dict[int, str]:
+        return {i: from_sql(p) for i, p in self._rows_with_ids("SELECT id, path FROM images WHERE", ids)}
+
+    def _rows_with_ids(self, head: str, ids: Iterable[int]):
+        """Rows of `head` + " id IN (...)" for `ids`, 500 at a time (SQLite's bound-parameter limit)."""
         ids = list(ids)
-        out: dict[int, str] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            q = f"SELECT id, path FROM images WHERE id IN ({','.join('?' * len(chunk))})"
-            out.update((i, from_sql(p)) for i, p in self.db.execute(q, chunk))
-        return out
+            yield from self.db.execute(f"{head} id IN ({','.join('?' * len(chunk))})", chunk)
 
     def photos(self, prefix: str | None = None) -> list[tuple[int, str]]:
         """(id, path) of every encoded photo, optionally under a folder, sorted by path."""
