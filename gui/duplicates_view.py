@@ -71,10 +71,12 @@ class MemberCard(QFrame):
         self.caption = QLabel(f"{evidence(member)}\n{member.width}×{member.height} · {human_size(member.size)}")
         self.caption.setWordWrap(True)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.image)
+        # the decision first: on a 768-px-high screen the large picture is what gets cut, not the Keep box
+        lay.addWidget(self.keep)
         lay.addWidget(name)
         lay.addWidget(self.caption)
-        lay.addWidget(self.keep)
+        lay.addWidget(self.image)
+        lay.addStretch(1)
 
     def set_image(self, image: QImage) -> None:
         if image.isNull():

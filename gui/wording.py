@@ -12,7 +12,10 @@ _SENTENCE = re.compile(r"[^.;:\n]*(?:[.;:](?=\s|$)|\n|$)")
 
 
 def size(n: float) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+    """Bytes for people: GB with a decimal, MB, and kB below a megabyte (a photo's file, not "0 MB")."""
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def date(value: dt.datetime | None) -> str:

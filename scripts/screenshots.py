@@ -78,7 +78,7 @@ def _shot(app, path: Path) -> None:
 
 
 def take(size: str, out: Path) -> int:
-    """Run inside the display: the three scenes, each in a fresh window and home."""
+    """Run inside the display: the four scenes, each in a fresh window and home."""
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(["edgeret"])
@@ -89,6 +89,7 @@ def take(size: str, out: Path) -> int:
         _first_start(app, Path(tmp), out / f"first-start-{size}.png")
         if (DEVSET / QUERY).is_file() and (MNV2 / "model.onnx").is_file():
             _results(app, Path(tmp), out, size)
+            _duplicates(app, Path(tmp), out / f"duplicates-{size}.png")
         else:
             print(f"no shared devset at {SHARED}: results and compare shots skipped")
     return 0
@@ -131,6 +132,30 @@ def _results(app, tmp: Path, out: Path, size: str) -> None:
     w.toggle_preview()
     _settle(app, 1)
     _shot(app, out / f"compare-{size}.png")
+    w.shutdown()
+    w.close()
+
+
+def _duplicates(app, tmp: Path, path: Path) -> None:
+    """A folder of devset photos with versions of some (resized, converted, cropped) and a burst of re-shots."""
+    from edgeret.testing.photos import make_variant
+
+    photos = tmp / "dup-photos"
+    photos.mkdir()
+    for i, name in enumerate(sorted((DEVSET / "images").glob("*.jpg"))[:24]):
+        shutil.copy(name, photos / name.name)
+        if i < 3:
+            for kind in ("resize50", "png", "crop5"):
+                make_variant(name, kind, photos / f"{name.stem}-{kind}.jpg", seed=i)
+    w = _window(tmp, "dups", encoder=str(MNV2))
+    w.add_folder(str(photos))
+    _wait(app, lambda: w.index_worker is None and w.photo_model.rowCount() >= 24)
+    w.tabs.setCurrentIndex(w.duplicates_tab_index)
+    w.duplicates.start()
+    _wait(app, lambda: w.duplicates.worker is None and w.duplicates.group_list.count() > 0)
+    w.duplicates.group_list.setCurrentRow(1)  # the first group (row 0 is its kind's heading)
+    _settle(app, 3)
+    _shot(app, path)
     w.shutdown()
     w.close()
 
