@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from .. import regions
 from ..decode import decode
 from ..errors import DecodeError, EncoderMismatch, ModelError, UsageError
 from ..library import Hit, open_encoder
@@ -21,6 +22,20 @@ from .index import ClusterOptions
 from .runtime import as_edgeret_error, check_resources, milvus_client, ray_session, worker_errors
 from .state import JobState
 from .workers import Scorer
+
+# The collection keeps one vector per photo, as a local library with regions 'query' does: the query is split the
+# same way (its global vector + the grid's crops) and a photo scores its best cosine over the query's vectors.
+QUERY_SPLIT = regions.SETTINGS["query"]
+
+
+def best_per_photo(per_vector: list[list[dict]], k: int) -> list[dict]:
+    """Top k rows by their best score over the query's vectors (each vector's own top k holds every one of them)."""
+    best: dict[str, dict] = {}
+    for rows in per_vector:
+        for row in rows:
+            if row["path"] not in best or row["score"] > best[row["path"]]["score"]:
+                best[row["path"]] = row
+    return sorted(best.values(), key=lambda r: -r["score"])[:k]
 
 
 class RayPairReranker:
@@ -115,7 +130,7 @@ def search(queries: list[Path], opts: ClusterOptions, k: int = 20, encoder_spec:
             except DecodeError as e:
                 yield q, e
                 continue
-            found = coll.search(encoder.encode_images([image]), k)[0]
+            found = best_per_photo(coll.search(regions.encode_sets(encoder, [image], QUERY_SPLIT)[0], k), k)
             hits = [Hit(i, f["path"], f["score"]) for i, f in enumerate(found)]
             if reranker is not None:
                 reranker.hashes = {f["path"]: f["content_hash"] for f in found}
