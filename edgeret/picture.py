@@ -1,17 +1,18 @@
-"""What a photo looks like, in 1 KiB: a perceptual hash and a tiny thumbnail, to tell "the same picture" apart.
+"""What a photo looks like, in under 2 KiB: a perceptual hash and a tiny thumbnail, to tell "the same picture" apart.
 
 Computed at index time from the upright decoded photo, so it is the same whichever encoder the library uses. Two
 photos are the same picture (a resized, re-compressed, converted, lightly cropped or EXIF-rotated copy) when
 
-- their pHash (the DCT hash of imagehash.phash: 8×8 lowest frequencies of a 32×32 grey image, above their median)
+- their pHash (imagehash.phash: the 8×8 lowest DCT frequencies of a 32×32 grey image, above their median)
   differ in few bits, and
 - their 32×32 grey thumbnails correlate (Pearson) at least SAME_CORRELATION, directly or after aligning one to a
   crop of the other (up to MAX_CROP of a side: a 5 % crop shifts and scales the thumbnail by a pixel or two), and
 - their mean colours over the part they share differ by at most SAME_COLOUR (0-255, any channel): a re-toned,
   re-lit or black-and-white copy is an edit, not the same picture.
 
-pHash is written here in numpy (a 32×32 DCT is two matrix products) rather than taken from imagehash, which would
-add scipy and PyWavelets (~100 MB installed) for these few lines; the bits are the same algorithm's.
+The pHash is imagehash's (a well-kept library: its phash of the 32×32 grey thumbnail, so the hash and the
+thumbnail the crop search uses are one image); the thumbnail comparison and the crop search are ours, as imagehash
+has none.
 """
 
 from __future__ import annotations
@@ -70,19 +71,13 @@ def signature(image: Image.Image) -> Picture:
     return Picture(phash_of(grey), grey.tobytes() + colour.tobytes())
 
 
-@lru_cache(maxsize=1)
-def _dct_matrix() -> np.ndarray:
-    n = np.arange(SIDE)
-    return np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * SIDE))  # DCT-II rows, unscaled like scipy's
-
-
 def phash_of(grey: np.ndarray) -> int:
-    """imagehash.phash's bits of a SIDE×SIDE grey image, packed most significant first, as a signed int64."""
-    d = _dct_matrix()
-    low = (d @ grey.astype(np.float64) @ d.T)[:HASH_SIDE, :HASH_SIDE]
-    bits = (low > np.median(low)).ravel()
-    value = int("".join("1" if b else "0" for b in bits), 2)
-    return value - (1 << 64) if value >= 1 << 63 else value
+    """imagehash.phash of a SIDE×SIDE grey image (imagehash's own resize to 32×32 is then the identity), its 64
+    bits packed most significant first, as a signed int64."""
+    import imagehash  # imports scipy.fftpack: only when a photo is hashed, not on every CLI start
+
+    bits = imagehash.phash(Image.fromarray(grey, "L"), hash_size=HASH_SIDE, highfreq_factor=SIDE // HASH_SIDE).hash
+    return int(np.packbits(bits.ravel()).view(">i8")[0])
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
