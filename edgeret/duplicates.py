@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Cancelled, DecodeError, UsageError
-from .picture import SAME_DISTANCE, Picture, bucket_pairs, distances, judge
+from .picture import BUCKET_DISTANCE, SAME_DISTANCE, Picture, bucket_pairs, distances, judge, worth_searching
 from .settings import DUPLICATE_K, DUPLICATE_MARGIN, DUPLICATE_THRESHOLD
 
 log = logging.getLogger(__name__)
@@ -291,8 +291,9 @@ def classify_pairs(
     rows = np.flatnonzero(have)
     bi, bj = bucket_pairs(hashes[rows])
     bi, bj = rows[bi], rows[bj]
+    near = distances(hashes[bi], hashes[bj]) <= BUCKET_DISTANCE  # a chance bucket-mate is judged only this close
     ki, kj, kc = candidate_pairs(nbr, sim, -np.inf)
-    ci, cj = np.concatenate([bi, ki]), np.concatenate([bj, kj])
+    ci, cj = np.concatenate([bi[near], ki]), np.concatenate([bj[near], kj])
     keep = have[ci] & have[cj]
     ci, cj = ci[keep], cj[keep]
     keep = distances(hashes[ci], hashes[cj]) <= SAME_DISTANCE
@@ -302,18 +303,20 @@ def classify_pairs(
     ci, cj = code // n, code % n
     pics = pictures(sorted(set(ci.tolist()) | set(cj.tolist())))
     pairs = [(x, y) for x, y in zip(ci.tolist(), cj.tolist(), strict=True) if x in pics and y in pics]
-    # the cheap tests first; the crop search then only for pairs not yet joined through others (a crop of a picture
-    # with 9 other versions is searched against one of them, not all 9)
-    quick = judge([pics[x] for x, _ in pairs], [pics[y] for _, y in pairs], search=False)
     joined = UnionFind(n)
     same = []
+    # the cheap tests first, all pairs at once; the crop search then only for pairs a search could still make the
+    # same picture and that are not yet joined through others (a crop of a picture with 9 other versions is searched
+    # against one of them, not all 9)
+    quick = judge([pics[x] for x, _ in pairs], [pics[y] for _, y in pairs], search=False)
     for (x, y), e in zip(pairs, quick, strict=True):
         if e.same:
             same.append((x, y))
             joined.union(x, y)
-    for (x, y), e in zip(pairs, quick, strict=True):
-        if not e.same and e.distance <= SAME_DISTANCE and joined.find(x) != joined.find(y) \
-                and judge([pics[x]], [pics[y]])[0].same:
+    rest = [pair for pair, e in zip(pairs, quick, strict=True) if not e.same]
+    worth = worth_searching([pics[x] for x, _ in rest], [pics[y] for _, y in rest])
+    for (x, y), w in zip(rest, worth.tolist(), strict=True):
+        if w and joined.find(x) != joined.find(y) and judge([pics[x]], [pics[y]])[0].same:
             same.append((x, y))
             joined.union(x, y)
     low = threshold if margin is None else threshold - margin

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
 from edgeret import picture
-from edgeret.duplicates import IDENTICAL, SAME_PICTURE, SIMILAR, find_duplicates
+from edgeret.duplicates import IDENTICAL, SAME_PICTURE, SIMILAR, classify_pairs, find_duplicates
 from edgeret.library import Library
 from edgeret.testing.photos import VARIANTS, make_photo, make_variant, textured, with_exif
 
@@ -189,3 +189,22 @@ def test_bucket_pairs_find_near_hashes_and_skip_crowded_buckets():
     flat = np.zeros(300, np.int64)  # 300 identical hashes: a crowded bucket, skipped
     assert len(picture.bucket_pairs(flat, max_bucket=256)[0]) == 0
     assert len(picture.bucket_pairs(flat[:10])[0]) == 45
+
+
+def test_a_bucket_mate_far_in_bits_is_judged_only_as_an_embedding_neighbour():
+    im = textured(8, (400, 300))
+    a = picture.signature(im)
+    half = picture.signature(im.resize((200, 150), Image.Resampling.BILINEAR))
+    # a's own thumbnail under a hash 20 bits off that still shares a's first and last 16 bits: a chance bucket-mate
+    far = picture.Picture(a.phash ^ sum(1 << b for b in range(16, 36)), a.thumb)
+    sigs = [a, half, far]
+    hashes = np.array([s.phash for s in sigs], np.int64)
+    assert picture.distances(hashes[:1], hashes[2:])[0] == 20 > picture.BUCKET_DISTANCE
+
+    def pictures(rows):
+        return {r: sigs[r] for r in rows}
+
+    none = np.full((3, 1), -1), np.full((3, 1), -np.inf, np.float32)
+    assert classify_pairs(*none, hashes, pictures, 0.95).same == [(0, 1)]  # the resize, from the buckets alone
+    nbr, sim = np.array([[2], [-1], [0]]), np.array([[0.5], [-np.inf], [0.5]], np.float32)
+    assert sorted(classify_pairs(nbr, sim, hashes, pictures, 0.95).same) == [(0, 1), (0, 2)]
