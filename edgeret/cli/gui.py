@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from .common import add_common
+from .common import add_common, settings
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -17,18 +17,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def gui_argv(args) -> list[str]:
-    argv = []
-    for name in ("library", "encoder", "threads", "text_encoder"):
-        value = getattr(args, name, None)
-        if value is not None:
-            argv += [f"--{name.replace('_', '-')}", str(value)]
-    return argv
-
-
 def cmd_gui(args) -> int:
     try:
-        from gui.app import main
+        from gui.app import run
     except ImportError as e:
         raise UsageError(f"the desktop app needs PySide6 ({e}); install it with: pip install 'edgeret[gui]'") from None
-    return main(gui_argv(args))
+    return run(settings(args), text_encoder=args.text_encoder)

@@ -211,10 +211,20 @@ def test_thumbnail_cache_keys_and_location(tmp_path, photos):
 def test_cli_gui_command_parses_without_qt_import():
     import argparse
 
+    from edgeret.cli import common as cli_common
     from edgeret.cli import gui as cli_gui
 
     parser = argparse.ArgumentParser()
     cli_gui.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["gui", "--library", "/tmp/lib", "--threads", "3"])
     assert args.func is cli_gui.cmd_gui
-    assert cli_gui.gui_argv(args) == ["--library", "/tmp/lib", "--threads", "3"]
+    s = cli_common.settings(args)  # the app opens on the CLI's settings: one parser for both
+    assert (s.library, s.threads) == (Path("/tmp/lib"), 3)
+
+
+def test_python_m_gui_app_takes_the_cli_options(capsys):
+    from gui import app
+
+    with pytest.raises(SystemExit) as e:  # `python -m gui.app` parses with `edgeret gui`'s own parser
+        app.main(["--threads", "many"])
+    assert e.value.code == 2 and "edgeret gui" in capsys.readouterr().err
