@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -40,7 +40,9 @@ from .wording import size as human_size
 from .workers import DuplicatesWorker, MoveWorker
 
 GROUP_ROLE = Qt.ItemDataRole.UserRole + 1
-LARGE = 360  # side of the member previews, px
+LARGE = 480  # largest side of the member previews, px (also the size of their thumbnail cache)
+CARD_PADDING = 11  # a card's layout margin (Qt's default for a frame's layout), px
+SMALLEST = 220  # below this the previews stop shrinking to fit and the row scrolls instead
 TITLES = {IDENTICAL: "Identical files", SAME_PICTURE: "The same picture", SIMILAR: "Similar shots"}
 
 
@@ -60,31 +62,56 @@ class MemberCard(QFrame):
         super().__init__(parent)
         self.member = member
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        self._picture: QImage | None = None
         self.image = QLabel("…")
-        self.image.setFixedSize(LARGE, LARGE)
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setFixedSize(1, 1)  # set_side below sizes it
+        self.image.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)  # pictures line up
         self.keep = QCheckBox("Keep")
         self.keep.setChecked(keep)
         self.keep.setToolTip("Kept photos stay where they are; the others of the group are moved")
-        name = QLabel(display(Path(member.path).name))
-        name.setToolTip(display(member.path))
+        self.name = QLabel(display(Path(member.path).name))
+        self.name.setToolTip(display(member.path))
         self.caption = QLabel(f"{evidence(member)}\n{member.width}×{member.height} · {human_size(member.size)}")
         self.caption.setWordWrap(True)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         lay = QVBoxLayout(self)
+        lay.setContentsMargins(CARD_PADDING, CARD_PADDING, CARD_PADDING, CARD_PADDING)
         # the decision first: on a 768-px-high screen the large picture is what gets cut, not the Keep box
         lay.addWidget(self.keep)
-        lay.addWidget(name)
+        lay.addWidget(self.name)
         lay.addWidget(self.caption)
         lay.addWidget(self.image)
         lay.addStretch(1)
+        self.set_side(SMALLEST)
 
     def set_image(self, image: QImage) -> None:
+        self._picture = image
+        self._draw()
+
+    def set_side(self, side: int) -> None:
+        """Show the picture in a side×side square (the caption wraps to that width)."""
+        if side != self.image.width():
+            self.image.setFixedSize(side, side)
+            self.caption.setFixedWidth(side)
+            full = display(Path(self.member.path).name)  # a long file name is shortened in its middle, not cut
+            self.name.setText(self.fontMetrics().elidedText(full, Qt.TextElideMode.ElideMiddle, side))
+            self.setFixedWidth(side + 2 * (CARD_PADDING + self.frameWidth()))
+            self._draw()
+
+    def chrome_height(self) -> int:
+        """The card's height without its picture: Keep box, name, caption and margins."""
+        return self.sizeHint().height() - self.image.height()
+
+    def _draw(self) -> None:
+        image = self._picture
+        if image is None:
+            return
         if image.isNull():
             self.image.setText("cannot show this photo")
             return
-        pix = QPixmap.fromImage(image).scaled(LARGE, LARGE, Qt.AspectRatioMode.KeepAspectRatio,
-                                              Qt.TransformationMode.SmoothTransformation)
-        self.image.setPixmap(pix)
+        side = self.image.width()
+        self.image.setPixmap(QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                                             Qt.TransformationMode.SmoothTransformation))
 
 
 class DuplicatesView(QWidget):
@@ -135,12 +162,14 @@ class DuplicatesView(QWidget):
         self.grid.setMaximumHeight(150)
         self.cards: list[MemberCard] = []
         self.card_row = QHBoxLayout()
+        self.card_row.setContentsMargins(CARD_PADDING, CARD_PADDING, CARD_PADDING, CARD_PADDING)
         self.card_row.addStretch(1)
         strip = QWidget()
         strip.setLayout(self.card_row)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(strip)
+        self.scroll.viewport().installEventFilter(self)  # the previews grow and shrink with the space they have
         self.group_title = QLabel("")
         self.group_title.setWordWrap(True)
         self.move = QPushButton("Move the others to…")
@@ -275,6 +304,28 @@ class DuplicatesView(QWidget):
             self.card_row.insertWidget(self.card_row.count() - 1, card)
             self.cards.append(card)
             self.large.request(m.path)
+        self._fit_cards()
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize and watched is self.scroll.viewport():
+            self._fit_cards()
+        return super().eventFilter(watched, event)
+
+    def _fit_cards(self) -> None:
+        """One side for every preview: the members side by side in the width there is, as large as the height
+        allows, never below SMALLEST (the row then scrolls)."""
+        if not self.cards:
+            return
+        view = self.scroll.viewport()
+        gap = self.card_row.spacing() + 2 * (self.cards[0].frameWidth() + CARD_PADDING)
+        across = (view.width() - 2 * CARD_PADDING) // len(self.cards) - gap
+        tall = view.height() - self.cards[0].chrome_height() - 2 * CARD_PADDING
+        side = max(SMALLEST, min(LARGE, across, tall))
+        for card in self.cards:
+            card.set_side(side)
+        lines = max(card.caption.heightForWidth(side) for card in self.cards)
+        for card in self.cards:  # captions of one height, so the pictures start on one line
+            card.caption.setMinimumHeight(lines)
 
     def _large_ready(self, path: str, image: QImage) -> None:
         for card in self.cards:

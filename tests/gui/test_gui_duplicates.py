@@ -22,6 +22,7 @@ from edgeret.settings import Settings  # noqa: E402
 from edgeret.testing import tiny_text  # noqa: E402
 from edgeret.testing.photos import make_photo, snapshot  # noqa: E402
 from edgeret.thumbnails import ThumbnailCache  # noqa: E402
+from gui.duplicates_view import SMALLEST  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from tests.gui.helpers import WAIT, close, open_window  # noqa: E402
 
@@ -87,6 +88,15 @@ def test_find_duplicates_lists_groups_by_kind_original_first(qtbot, window, dup_
     qtbot.waitUntil(lambda: all(c.image.pixmap() is not None and not c.image.pixmap().isNull() for c in cards),
                     timeout=WAIT)
     assert max(cards[0].image.pixmap().width(), cards[0].image.pixmap().height()) > 200  # large, not a tile
+    # the previews share the room there is: on a wide window all side by side, larger; on a narrow one they keep
+    # their smallest size and the row scrolls
+    bar = view.scroll.horizontalScrollBar()
+    window.resize(1600, 1000)
+    qtbot.waitUntil(lambda: cards[0].image.width() > SMALLEST + 30 and bar.maximum() == 0, timeout=WAIT)
+    assert len({c.image.width() for c in cards}) == 1
+    assert max(cards[0].image.pixmap().width(), cards[0].image.pixmap().height()) == cards[0].image.width()
+    window.resize(900, 700)
+    qtbot.waitUntil(lambda: cards[0].image.width() == SMALLEST and bar.maximum() > 0, timeout=WAIT)
     captions = {Path(c.member.path).name: c.caption.text() for c in cards}
     assert captions["p0.jpg"].startswith("★ proposed original") and "640×480" in captions["p0.jpg"]
     assert captions["p0-copy.jpg"].startswith("identical file")
