@@ -66,6 +66,7 @@ class MemberCard(QFrame):
         self.image = QLabel("…")
         self.image.setFixedSize(1, 1)  # set_side below sizes it
         self.image.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)  # pictures line up
+        self.image.setToolTip("Right-click: Find this object, Open, Reveal in file manager, Copy path")
         self.keep = QCheckBox("Keep")
         self.keep.setChecked(keep)
         self.keep.setToolTip("Kept photos stay where they are; the others of the group are moved")
@@ -301,6 +302,8 @@ class DuplicatesView(QWidget):
                                  f"{display(Path(g.original.path).name)} ({g.why or 'the only full-size one'}).")
         for m in g.members:
             card = MemberCard(m, keep=m.original)
+            card.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            card.customContextMenuRequested.connect(lambda pos, c=card: self.card_menu(c).exec(c.mapToGlobal(pos)))
             self.card_row.insertWidget(self.card_row.count() - 1, card)
             self.cards.append(card)
             self.large.request(m.path)
@@ -326,6 +329,12 @@ class DuplicatesView(QWidget):
         lines = max(card.caption.heightForWidth(side) for card in self.cards)
         for card in self.cards:  # captions of one height, so the pictures start on one line
             card.caption.setMinimumHeight(lines)
+
+    def card_menu(self, card: MemberCard):
+        """A card's right-click menu: the tiles' own (Find this object, Open, Reveal, Copy path), for that photo."""
+        row = next(r for r in range(self.model.rowCount()) if self.model.member(r).key == card.member.key)
+        self.grid.setCurrentIndex(self.model.index(row, 0))  # the menu acts on this photo, not an earlier selection
+        return self.grid.menu_for(card.member.key, card.member.path)
 
     def _large_ready(self, path: str, image: QImage) -> None:
         for card in self.cards:

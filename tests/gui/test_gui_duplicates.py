@@ -108,6 +108,15 @@ def test_find_duplicates_lists_groups_by_kind_original_first(qtbot, window, dup_
     menu = view.grid.menu_for(members[1].key, members[1].path)
     assert [a.text() for a in menu.actions() if a.text()] == ["Find this object", "Open", "Reveal in file manager",
                                                                "Copy path"]
+    # a large card offers the same, for its own photo
+    copied = []
+    view.grid.copy_requested.connect(copied.append)
+    view.grid.selectAll()  # an earlier selection of all tiles does not turn it into "Copy 3 paths"
+    card_menu = view.card_menu(cards[2])
+    assert [a.text() for a in card_menu.actions() if a.text()] == ["Find this object", "Open",
+                                                                    "Reveal in file manager", "Copy path"]
+    next(a for a in card_menu.actions() if a.text() == "Copy path").trigger()
+    assert copied == [cards[2].member.path]
     assert snapshot(root) == before  # finding moves, deletes and writes nothing next to the photos
 
 
