@@ -291,12 +291,13 @@ def classify_pairs(
     rows = np.flatnonzero(have)
     bi, bj = bucket_pairs(hashes[rows])
     bi, bj = rows[bi], rows[bj]
-    near = distances(hashes[bi], hashes[bj]) <= BUCKET_DISTANCE  # a chance bucket-mate is judged only this close
     ki, kj, kc = candidate_pairs(nbr, sim, -np.inf)
-    ci, cj = np.concatenate([bi[near], ki]), np.concatenate([bj[near], kj])
+    ci, cj = np.concatenate([bi, ki]), np.concatenate([bj, kj])
+    # a chance bucket-mate is judged only within BUCKET_DISTANCE, an embedding neighbour up to SAME_DISTANCE
+    limit = np.r_[np.full(len(bi), BUCKET_DISTANCE), np.full(len(ki), SAME_DISTANCE)]
     keep = have[ci] & have[cj]
-    ci, cj = ci[keep], cj[keep]
-    keep = distances(hashes[ci], hashes[cj]) <= SAME_DISTANCE
+    ci, cj, limit = ci[keep], cj[keep], limit[keep]
+    keep = distances(hashes[ci], hashes[cj]) <= limit
     ci, cj = ci[keep], cj[keep]
     n = len(nbr)
     code = np.unique(ci * n + cj)

@@ -41,7 +41,7 @@ from .workers import DuplicatesWorker, MoveWorker
 
 GROUP_ROLE = Qt.ItemDataRole.UserRole + 1
 LARGE = 480  # largest side of the member previews, px (also the size of their thumbnail cache)
-CARD_PADDING = 11  # a card's layout margin (Qt's default for a frame's layout), px
+CARD_PADDING = 11  # the margin inside a card and around the row of cards, px (set, so the fit can count it)
 SMALLEST = 220  # below this the previews stop shrinking to fit and the row scrolls instead
 TITLES = {IDENTICAL: "Identical files", SAME_PICTURE: "The same picture", SIMILAR: "Similar shots"}
 
@@ -70,7 +70,8 @@ class MemberCard(QFrame):
         self.keep = QCheckBox("Keep")
         self.keep.setChecked(keep)
         self.keep.setToolTip("Kept photos stay where they are; the others of the group are moved")
-        self.name = QLabel(display(Path(member.path).name))
+        self._full_name = display(Path(member.path).name)
+        self.name = QLabel(self._full_name)
         self.name.setToolTip(display(member.path))
         self.caption = QLabel(f"{evidence(member)}\n{member.width}×{member.height} · {human_size(member.size)}")
         self.caption.setWordWrap(True)
@@ -94,8 +95,8 @@ class MemberCard(QFrame):
         if side != self.image.width():
             self.image.setFixedSize(side, side)
             self.caption.setFixedWidth(side)
-            full = display(Path(self.member.path).name)  # a long file name is shortened in its middle, not cut
-            self.name.setText(self.fontMetrics().elidedText(full, Qt.TextElideMode.ElideMiddle, side))
+            # a long file name is shortened in its middle, not cut
+            self.name.setText(self.fontMetrics().elidedText(self._full_name, Qt.TextElideMode.ElideMiddle, side))
             self.setFixedWidth(side + 2 * (CARD_PADDING + self.frameWidth()))
             self._draw()
 
